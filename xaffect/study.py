@@ -1,0 +1,243 @@
+"""A study: its ``study.yaml``, its stimuli, its workspace and its stages.
+
+``study.yaml`` is validated up front, section by section, against the schema
+each stage declares (its ``STAGES`` dict of :class:`~xaffect.config.StageSpec`),
+so a typo fails in the first second with one line naming the key.
+
+Example::
+
+    name: my-study
+    workspace: workspace            # relative to this file
+    rate: 1.0                       # analysis clock in Hz (1/TR for fMRI)
+    stimuli:
+      - {name: clip01, path: stimuli/clip01.mp4}
+    stages: [stems, features, regions, synchrony, targets, encode, report]
+    stems: {backend: nnfilter}
+    ...
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import REQUIRED, Field, StageSpec, validate_section
+from .errors import ConfigError, InputError
+from .store.workspace import Workspace
+
+__all__ = ["Study", "Stimulus", "load_study", "stage_specs", "STAGE_ORDER", "run_study"]
+
+#: Where each stage lives; each module has a ``STAGES`` dict.
+_STAGE_MODULES = {
+    "stems": "xaffect.stimuli.stage",
+    "features": "xaffect.features.stage",
+    "covariates": "xaffect.features.stage",
+    "regions": "xaffect.neural.stage",
+    "synchrony": "xaffect.synchrony.stage",
+    "targets": "xaffect.synchrony.stage",
+    "encode": "xaffect.encoding.stage",
+    "report": "xaffect.analysis.stage",
+}
+#: The order ``xaffect run`` follows.
+STAGE_ORDER = tuple(_STAGE_MODULES)
+
+_TOP_SCHEMA = {
+    "name": Field(str, default="study", help="study name"),
+    "description": Field(str, default="", help="one paragraph shown in the report"),
+    "workspace": Field(Path, default="workspace", help="folder (or URL) of the stores and catalog"),
+    "storage_options": Field(dict, default=None, help="fsspec options for a remote workspace"),
+    "rate": Field(float, default=1.0, help="analysis clock rate in Hz"),
+    "scheduler": Field(str, default="threads", help="threads | processes | local-cluster | tcp://host:port"),
+    "stimuli": Field(list, default=REQUIRED, help="list of {name, path}"),
+    "stages": Field(list, default=None, help="stages `xaffect run` runs, in order (default: every configured one)"),
+    "ground_truth": Field(Path, default=None, help="ground_truth.json of a simulated study"),
+}
+_STIMULUS_SCHEMA = {
+    "name": Field(str, default=REQUIRED, help="stimulus name (unique)"),
+    "path": Field(Path, default=REQUIRED, must_exist=True, help="audio or video file"),
+    "video": Field(Path, default=None, must_exist=True, help="separate video file for covariates"),
+}
+
+
+@dataclass(frozen=True)
+class Stimulus:
+    """One stimulus: a name and the file it is decoded from."""
+
+    name: str
+    path: Path
+    video: Path | None = None
+
+
+def stage_specs(names: Iterable[str] | None = None) -> dict[str, StageSpec]:
+    """Import the stage modules and return their specs by stage name.
+
+    Stages whose module is not installed yet are left out.
+    """
+    out: dict[str, StageSpec] = {}
+    for name in (names or STAGE_ORDER):
+        if name not in _STAGE_MODULES:
+            raise ConfigError(f"stages: unknown stage {name!r} (known: {', '.join(STAGE_ORDER)})")
+        try:
+            module = importlib.import_module(_STAGE_MODULES[name])
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("xaffect"):
+                continue
+            raise
+        spec = getattr(module, "STAGES", {}).get(name)
+        if spec is not None:
+            out[name] = spec
+    return out
+
+
+@dataclass
+class Study:
+    """A validated study configuration.
+
+    Attributes
+    ----------
+    path : Path
+        The ``study.yaml`` file.
+    root : Path
+        Its folder; relative paths resolve against it.
+    name : str
+    rate : float
+        Analysis clock rate in Hz.
+    stimuli : list of Stimulus
+    config : dict
+        Validated sections by stage name.
+    """
+
+    path: Path
+    root: Path
+    name: str
+    rate: float
+    stimuli: list[Stimulus]
+    config: dict[str, dict]
+    top: dict[str, Any]
+    stages: list[str]
+    _workspace: Workspace | None = field(default=None, repr=False)
+
+    @property
+    def workspace(self) -> Workspace:
+        """The study's workspace (created on first use)."""
+        if self._workspace is None:
+            ws = self.top["workspace"]
+            self._workspace = Workspace.init(str(ws), storage_options=self.top.get("storage_options"),
+                                             description=self.top.get("description", ""))
+        return self._workspace
+
+    def section(self, name: str) -> dict:
+        """Validated config of stage ``name`` (defaults filled in)."""
+        if name not in self.config:
+            spec = stage_specs([name]).get(name)
+            if spec is None:
+                raise ConfigError(f"{self.path.name}: stage {name!r} is not available")
+            self.config[name] = validate_section({}, spec.config, where=f"{self.path.name}: {name}", root=self.root)
+        return self.config[name]
+
+    def resolve(self, path: str | Path) -> Path:
+        """Resolve ``path`` against the study folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.root / p).resolve()
+
+    def stimulus(self, name: str) -> Stimulus:
+        """The stimulus called ``name``."""
+        for s in self.stimuli:
+            if s.name == name:
+                return s
+        raise InputError(f"{self.path.name}: no stimulus named {name!r}")
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate ``study.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the file and the key at fault.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: study file does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path.name}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path.name}: must be a mapping of sections")
+    root = path.parent
+    specs = stage_specs()
+    top_keys = {k: raw[k] for k in raw if k in _TOP_SCHEMA}
+    unknown = [k for k in raw if k not in _TOP_SCHEMA and k not in _STAGE_MODULES]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], [*_TOP_SCHEMA, *_STAGE_MODULES], n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"{path.name}: {unknown[0]}: unknown section{hint}")
+    schema = dict(_TOP_SCHEMA)
+    if isinstance(top_keys.get("workspace"), str) and "://" in top_keys["workspace"]:
+        schema["workspace"] = Field(str)
+    top = validate_section(top_keys, schema, where=f"{path.name}:", root=root)
+    stimuli = []
+    seen = set()
+    for i, item in enumerate(top["stimuli"]):
+        s = validate_section(item, _STIMULUS_SCHEMA, where=f"{path.name}: stimuli[{i}]", root=root)
+        if s["name"] in seen:
+            raise ConfigError(f"{path.name}: stimuli[{i}].name: {s['name']!r} appears twice")
+        seen.add(s["name"])
+        stimuli.append(Stimulus(s["name"], s["path"], s["video"]))
+    if not stimuli:
+        raise ConfigError(f"{path.name}: stimuli: at least one stimulus is needed")
+    if top["rate"] <= 0:
+        raise ConfigError(f"{path.name}: rate: must be positive, got {top['rate']}")
+    config = {}
+    for name in _STAGE_MODULES:
+        if name in raw:
+            if name not in specs:
+                raise ConfigError(f"{path.name}: {name}: this stage is not available in this installation")
+            config[name] = validate_section(raw[name], specs[name].config, where=f"{path.name}: {name}", root=root)
+    stages = top["stages"]
+    if stages is None:
+        stages = [s for s in STAGE_ORDER if s in config]
+    for s in stages:
+        if s not in _STAGE_MODULES:
+            raise ConfigError(f"{path.name}: stages: unknown stage {s!r} (known: {', '.join(STAGE_ORDER)})")
+        if s not in specs:
+            raise ConfigError(f"{path.name}: stages: {s!r} is not available in this installation")
+        if s not in config:
+            config[s] = validate_section({}, specs[s].config, where=f"{path.name}: {s}", root=root)
+    return Study(path=path, root=root, name=top["name"], rate=float(top["rate"]), stimuli=stimuli,
+                 config=config, top=top, stages=list(stages))
+
+
+def run_study(study: Study, *, stages: Iterable[str] | None = None, force: bool = False,
+              progress: bool = True, echo=print) -> dict[str, list[str]]:
+    """Run the study's stages in order; each skips what is current.
+
+    Returns
+    -------
+    dict
+        Stage name to the stores it wrote or found current.
+    """
+    import time
+
+    chosen = list(stages) if stages is not None else study.stages
+    specs = stage_specs(chosen)
+    done: dict[str, list[str]] = {}
+    for i, name in enumerate(chosen, 1):
+        if name not in specs:
+            raise ConfigError(f"{study.path.name}: stage {name!r} is not available")
+        t0 = time.perf_counter()
+        echo(f"[{i}/{len(chosen)}] {name} …")
+        done[name] = specs[name].run(study, force=force, progress=progress)
+        echo(f"[{i}/{len(chosen)}] {name}: {', '.join(done[name]) or 'nothing to do'} "
+             f"({time.perf_counter() - t0:.1f} s)")
+    return done
