@@ -214,3 +214,29 @@ def test_bad_names_and_missing(workspace, tmp_path):
     assert workspace.names() == []
     with pytest.raises(StoreError, match="not an xaffect workspace"):
         xaffect.Workspace(tmp_path / "elsewhere")
+
+
+@pytest.mark.timeout(120)
+def test_write_through_a_distributed_scheduler_address(workspace):
+    distributed = pytest.importorskip("distributed")
+    from xaffect.store import current_scheduler, use_scheduler
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        with use_scheduler(cluster.scheduler_address) as client:
+            assert current_scheduler() is client
+            ds = _cube(5)
+            workspace.write("features.dist", ds, stage="features", params={}, progress=False)
+            assert client.run(lambda: 1)  # the workers really were there
+    assert current_scheduler() == "threads"
+    back = workspace.open("features.dist").load()
+    np.testing.assert_array_equal(back.activation.values, ds.activation.values)
+
+
+def test_unknown_scheduler_is_a_config_error():
+    from xaffect.errors import ConfigError
+    from xaffect.store import use_scheduler
+
+    with pytest.raises(ConfigError, match="scheduler"):
+        with use_scheduler("gpu-farm"):
+            pass
