@@ -343,7 +343,7 @@ class Workspace:
             tree = data.copy()
             tree.attrs = {**tree.attrs, **attrs}
             tree = tree.map_over_datasets(_prepare_for_zarr)
-            delayed = tree.to_zarr(target, mode="w", compute=False, consolidated=False,
+            delayed = tree.to_zarr(target, mode="w", compute=False, consolidated=False, write_inherited_coords=True,
                                    storage_options=self._so(target))
         else:
             ds = _prepare_for_zarr(data)

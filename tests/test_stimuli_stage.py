@@ -1,0 +1,161 @@
+"""The stems stage: store round trip through the catalog, energy variables,
+per-stimulus reuse, bad stimuli leave the workspace untouched, the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+from click.testing import CliRunner
+
+from xaffect.errors import InputError
+from xaffect.store import Workspace, open_catalog
+from xaffect.store.clock import stimulus_slices
+from xaffect.stimuli.energy import frame_power
+from xaffect.stimuli.stage import ELEMENTS, STAGES, make_stems
+from xaffect.stimuli.synth import make_mixture
+from xaffect.study import load_study
+
+SR = 16000
+
+
+def _write(path, x, sr=SR):
+    sf.write(path, x, sr)
+    return path
+
+
+@pytest.fixture
+def study_dir(tmp_path):
+    stim = tmp_path / "stimuli"
+    stim.mkdir()
+    a = make_mixture(5.0, 22050, seed=0, snr_db=6.0)  # voice-dominant
+    b = make_mixture(4.0, 22050, seed=1, snr_db=-6.0)  # soundtrack-dominant
+    _write(stim / "a.wav", np.stack([a["mixture"], a["mixture"]], 1), 22050)
+    _write(stim / "b.flac", b["mixture"], 22050)
+    cfg = {"name": "t", "workspace": "ws", "rate": 1.0,
+           "stimuli": [{"name": "a", "path": "stimuli/a.wav"}, {"name": "b", "path": "stimuli/b.flac"}],
+           "stems": {"backend": "nnfilter", "sr": SR, "backend_options": {"block": 4.0}}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(cfg))
+    return tmp_path
+
+
+def test_stage_round_trip_through_catalog(study_dir):
+    study = load_study(study_dir / "study.yaml")
+    assert STAGES["stems"].run(study, progress=False) == ["stems"]
+    cat = open_catalog(study_dir / "ws")
+    assert "stems" in list(cat.entries)
+    tree = study.workspace.open("stems")
+    assert sorted(g.lstrip("/") for g in tree.groups if g != "/") == ["a", "b"]
+    ga = tree["a"].to_dataset()  # element labels inherited from the root group
+    assert ga["audio"].dims == ("element", "sample") and ga["audio"].dtype == np.float32
+    assert list(ga["element"].values) == list(ELEMENTS)
+    assert ga.attrs["sr"] == SR and ga["audio"].sizes["sample"] == 5 * SR
+    audio = ga["audio"].values
+    np.testing.assert_allclose(audio[1] + audio[2], audio[0], atol=1e-5)  # nnfilter: exact split
+    # the group read through intake equals the workspace's view
+    via_intake = cat["stems/a"].read()
+    np.testing.assert_array_equal(via_intake["audio"].values, audio)
+    prov = study.workspace.provenance("stems")
+    assert prov["stage"] == "stems" and prov["params"]["backend"] == "nnfilter"
+    assert prov["params"]["options"] == {"block": 4.0}
+    assert {i["ref"] for i in prov["inputs"]} == {str(study_dir / "stimuli/a.wav"), str(study_dir / "stimuli/b.flac")}
+
+
+def test_energy_variables(study_dir):
+    study = load_study(study_dir / "study.yaml")
+    STAGES["stems"].run(study, progress=False)
+    root = study.workspace.open("stems")["/"].to_dataset()
+    assert root["energy"].dims == ("element", "time") and root["energy_ratio"].dims == ("time",)
+    sl = stimulus_slices(root)
+    assert sl == {"a": slice(0, 5), "b": slice(5, 9)}
+    np.testing.assert_allclose(root["onset"].values, [0.5, 1.5, 2.5, 3.5, 4.5, 0.5, 1.5, 2.5, 3.5])
+    # brute force: mean square of each second's samples
+    for name in ("a", "b"):
+        audio = study.workspace.open("stems")[name]["audio"].values.astype(np.float64)
+        n = audio.shape[1] // SR
+        brute = (audio[:, : n * SR].reshape(3, n, SR) ** 2).mean(-1)
+        np.testing.assert_allclose(root["energy"].values[:, sl[name]], brute, rtol=1e-4)
+        ratio = 10 * np.log10(brute[1] / brute[2])
+        np.testing.assert_allclose(root["energy_ratio"].values[sl[name]], ratio, rtol=1e-3, atol=1e-3)
+    # planted: a is voice-dominant (+6 dB), b soundtrack-dominant (-6 dB)
+    r = dict(zip(root["stimuli"].values, root["energy_ratio_stimulus"].values))
+    assert r["a"] > r["b"] + 3.0
+
+
+def test_frame_power_on_clock_matches_brute_force():
+    x = np.random.default_rng(0).standard_normal((2, 3 * SR + 77))
+    p, t = frame_power(x, SR, hop=0.01)
+    assert p.shape == (2, 300) and np.isclose(t[0], 0.005)
+    np.testing.assert_allclose(p[:, 0], (x[:, :160] ** 2).mean(1))
+
+
+def test_rerun_skips_and_reuses_current_stimuli(study_dir):
+    study = load_study(study_dir / "study.yaml")
+    ws = study.workspace
+    STAGES["stems"].run(study, progress=False)
+    path1 = ws.metadata("stems")["xaffect"]["path"]
+    stamp_a = ws.open("stems", group="a").attrs["separated"]
+    STAGES["stems"].run(study, progress=False)
+    assert ws.metadata("stems")["xaffect"]["path"] == path1  # current: nothing rewritten
+    # a third stimulus: a and b are reused, only c is separated
+    c = make_mixture(3.0, SR, seed=7)
+    _write(study_dir / "stimuli" / "c.wav", c["mixture"])
+    cfg = yaml.safe_load((study_dir / "study.yaml").read_text())
+    cfg["stimuli"].append({"name": "c", "path": "stimuli/c.wav"})
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(cfg))
+    study = load_study(study_dir / "study.yaml")
+    STAGES["stems"].run(study, progress=False)
+    assert ws.metadata("stems")["xaffect"]["path"] != path1
+    assert ws.open("stems", group="a").attrs["separated"] == stamp_a
+    assert ws.open("stems", group="c")["audio"].sizes["sample"] == 3 * SR
+    # changed settings invalidate every stimulus
+    cfg["stems"]["backend_options"] = {"block": 3.0}
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(cfg))
+    STAGES["stems"].run(load_study(study_dir / "study.yaml"), progress=False)
+    assert ws.open("stems", group="a").attrs["separated"] != stamp_a
+
+
+@pytest.mark.parametrize("bad", ["corrupt", "silent", "no_audio"])
+def test_bad_stimulus_names_file_and_writes_nothing(study_dir, bad):
+    study = load_study(study_dir / "study.yaml")
+    ws = study.workspace
+    STAGES["stems"].run(study, progress=False)
+    before = ws.metadata("stems")["xaffect"]["path"]
+    path = study_dir / "stimuli" / "bad.mkv"
+    if bad == "corrupt":
+        path.write_bytes(b"\x1a\x45\xdf\xa3" + np.random.default_rng(1).bytes(3000))
+    elif bad == "silent":
+        path = path.with_suffix(".wav")
+        _write(path, np.zeros(SR * 2, np.float32))
+    else:
+        from test_stimuli_decode import write_media
+
+        write_media(path, None, codec="aac", video="mpeg4")
+    cfg = yaml.safe_load((study_dir / "study.yaml").read_text())
+    cfg["stimuli"].append({"name": "bad", "path": f"stimuli/{path.name}"})
+    (study_dir / "study.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(InputError, match=path.name):
+        STAGES["stems"].run(load_study(study_dir / "study.yaml"), progress=False)
+    assert ws.metadata("stems")["xaffect"]["path"] == before  # untouched
+    assert sorted(g.lstrip("/") for g in ws.open("stems").groups if g != "/") == ["a", "b"]
+
+
+def test_bad_stimulus_in_fresh_workspace_registers_nothing(tmp_path):
+    ws = Workspace.init(tmp_path / "ws")
+    good = _write(tmp_path / "good.wav", make_mixture(2.0, SR)["mixture"])
+    empty = tmp_path / "empty.mp3"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.mp3"):
+        make_stems(ws, {"good": good, "empty": empty}, progress=False)
+    assert ws.names() == []
+
+
+def test_cli_stems_command(study_dir):
+    from xaffect.cli import main
+
+    res = CliRunner().invoke(main, ["stems", str(study_dir / "study.yaml"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "stems" in Workspace(study_dir / "ws").names()
+    res = CliRunner().invoke(main, ["setup", "spleeter", "--help"])
+    assert res.exit_code == 0 and "Spleeter" in res.output

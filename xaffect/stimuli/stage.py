@@ -1,0 +1,232 @@
+"""The ``stems`` stage: every stimulus decoded and separated into the stems store.
+
+Store ``stems`` (a DataTree):
+
+* one group per stimulus: ``audio (element, sample)`` float32, element =
+  original, voice, soundtrack; attrs ``sr``, ``path``, ``hash``,
+  ``native_sr``, ``duration``, ``energy_ratio`` (dB) and the stimulus's own
+  identity (so a rerun reuses stimuli whose file and settings are unchanged);
+* the root group, on the clock: ``energy (element, time)``,
+  ``energy_ratio (time)`` (dB, voice over soundtrack) with coordinates
+  ``stimulus`` and ``onset``, and ``energy_ratio_stimulus (stimuli)``.
+
+All stimuli are separated before anything is written (into a scratch folder,
+memory-mapped), so a bad stimulus raises :class:`~xaffect.errors.InputError`
+naming its file and leaves the workspace as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import xarray as xr
+
+from ..config import Field, StageSpec
+from ..errors import ConfigError, InputError
+from ..store.clock import concat_stimuli
+from .decode import load_audio, probe_audio
+from .energy import energy_on_clock, energy_ratio_db
+from .separate import BACKENDS, backend_info, separate
+
+__all__ = ["make_stems", "run_stems", "ELEMENTS", "STAGES", "CLI_COMMANDS"]
+
+ELEMENTS = ("original", "voice", "soundtrack")
+_STIM_IDENT = "xaffect_stimulus_identity"
+
+
+def _stimulus_items(stimuli: Iterable[Any] | Mapping[str, Any]) -> list[tuple[str, Path]]:
+    if isinstance(stimuli, Mapping):
+        items = [(str(k), Path(v)) for k, v in stimuli.items()]
+    else:
+        items = [(str(s.name), Path(s.path)) for s in stimuli]
+    for name, _ in items:
+        if not name or "/" in name or name.startswith("."):
+            raise InputError(f"stimulus {name!r}: names must be non-empty, without '/' or a leading '.'")
+    if len({n for n, _ in items}) != len(items):
+        raise InputError("stimuli: names must be unique")
+    if not items:
+        raise InputError("stimuli: no stimuli given")
+    return items
+
+
+def _separate_one(name: str, path: Path, *, sr: int, backend: str, options: Mapping[str, Any]
+                  ) -> np.ndarray:
+    """Decode and separate one stimulus; errors name its file."""
+    audio, _ = load_audio(path, sr=sr, mono=True)
+    try:
+        stems = separate(audio, sr, backend=backend, **options)
+    except InputError as exc:
+        raise InputError(f"{path}: stimulus {name!r}: {exc}") from None
+    return np.stack([audio, stems["voice"], stems["soundtrack"]]).astype(np.float32)
+
+
+def _group(audio: Any, *, sr: int, name: str, path: Path, ident: str, info: Mapping[str, Any],
+           chunk: int) -> xr.Dataset:
+    import dask.array as da
+
+    arr = audio if isinstance(audio, da.Array) else da.from_array(audio, chunks=(1, chunk))
+    ds = xr.Dataset({"audio": (("element", "sample"), arr.rechunk((1, chunk)))},
+                    coords={"element": list(ELEMENTS)})
+    ds["audio"].attrs = {"long_name": "waveform", "units": "full scale"}
+    ds.attrs = {"sr": int(sr), "stimulus": name, "path": str(path), **info, _STIM_IDENT: ident}
+    return ds
+
+
+def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, rate: float = 1.0,
+               backend: str = "nnfilter", sr: int = 16000, options: Mapping[str, Any] | None = None,
+               chunk: float = 60.0, name: str = "stems", force: bool = False, progress: bool = True
+               ) -> list[str]:
+    """Decode, separate and write every stimulus into the stems store.
+
+    Parameters
+    ----------
+    workspace : xaffect.store.Workspace
+    stimuli : iterable of Stimulus, or mapping of name to path
+    rate : float
+        Analysis clock rate (Hz) of the energy variables.
+    backend : str
+        Separation backend (``nnfilter``, ``demucs``, ``spleeter``).
+    sr : int
+        Sample rate (Hz) of the stored audio.
+    options : mapping, optional
+        Backend options.
+    chunk : float
+        Seconds of audio per Zarr chunk.
+    name : str
+        Store name.
+    force : bool
+        Recompute everything even if current.
+    progress : bool
+        Progress bar per stimulus.
+
+    Returns
+    -------
+    list of str
+        ``[name]``.
+
+    Raises
+    ------
+    InputError
+        A stimulus that cannot be decoded or separated (naming its file);
+        nothing is written.
+    """
+    from tqdm.auto import tqdm
+
+    if backend not in BACKENDS:
+        raise ConfigError(f"stems.backend: unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+    options = dict(options or {})
+    items = _stimulus_items(stimuli)
+    info = backend_info(backend, **options)
+    params = {"backend": backend, "options": options, "sr": int(sr), "rate": float(rate),
+              "stimuli": [n for n, _ in items], "model": info.get("model")}
+    inputs = [str(p) for _, p in items]
+    for n, p in items:
+        if not p.exists():
+            raise InputError(f"{p}: stimulus {n!r}: file does not exist")
+    if not force and workspace.is_current(name, stage="stems", params=params, inputs=inputs):
+        return [name]
+
+    old = {}
+    if not force and name in workspace:
+        try:
+            tree = workspace.open(name)
+            old = {g.lstrip("/"): tree[g].to_dataset() for g in tree.groups if g != "/"}
+        except Exception:  # an unreadable old version is simply not reused
+            old = {}
+    csamp = max(1, int(chunk * sr))
+    groups: dict[str, xr.Dataset] = {}
+    clocks = {}
+    ratios = {}
+    with tempfile.TemporaryDirectory(prefix="xaffect-stems-") as scratch:
+        for stim, path in tqdm(items, desc="stems", unit="stimulus", disable=not progress):
+            ident = workspace.identity(stage="stems/stimulus",
+                                       params={k: params[k] for k in ("backend", "options", "sr", "model")},
+                                       inputs=[str(path)])
+            prev = old.get(stim)
+            if prev is not None and prev.attrs.get(_STIM_IDENT) == ident:
+                arr = prev["audio"].transpose("element", "sample").data
+                values = np.asarray(prev["audio"].values)
+                meta = {k: prev.attrs[k] for k in ("hash", "native_sr", "duration", "backend", "separated")
+                        if k in prev.attrs}
+            else:
+                values = _separate_one(stim, path, sr=sr, backend=backend, options=options)
+                fn = os.path.join(scratch, f"{len(groups)}.npy")
+                np.save(fn, values)
+                del values
+                values = np.load(fn, mmap_mode="r")
+                arr = values
+                probe = probe_audio(path)
+                meta = {"hash": workspace.input_identities([str(path)])[0]["hash"],
+                        "native_sr": probe["native_sr"], "duration": values.shape[-1] / sr,
+                        "backend": backend,
+                        "separated": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
+            da_audio = xr.DataArray(values, dims=("element", "sample"), coords={"element": list(ELEMENTS)})
+            clocks[stim] = energy_on_clock(da_audio, sr, rate=rate, stimulus=stim)
+            power = np.mean(np.square(values[1:], dtype=np.float64), axis=-1)
+            ratios[stim] = float(energy_ratio_db(power[0], power[1]))
+            meta["energy_ratio"] = ratios[stim]
+            groups[stim] = _group(arr, sr=sr, name=stim, path=path, ident=ident, info=meta, chunk=csamp)
+
+        root = concat_stimuli(clocks)
+        root = root.assign(energy_ratio_stimulus=(("stimuli",), np.array(list(ratios.values()), np.float32)))
+        root = root.assign_coords(stimuli=list(ratios))
+        root["energy_ratio_stimulus"].attrs = {"long_name": "voice / soundtrack energy of the whole stimulus",
+                                               "units": "dB"}
+        root.attrs = {"clock_rate": float(rate), "sr": int(sr), "backend": backend,
+                      "elements": list(ELEMENTS)}
+        tree = xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in groups.items()}})
+        workspace.write(name, tree, stage="stems", params=params, inputs=inputs, model=info.get("model"),
+                        description=f"voice/soundtrack separation ({backend}) of {len(items)} stimuli",
+                        metadata={"element": list(ELEMENTS), "backend": backend,
+                                  "stimuli": [n for n, _ in items]},
+                        progress=progress)
+    return [name]
+
+
+def run_stems(study: Any, *, force: bool = False, progress: bool = True) -> list[str]:
+    """Stage runner: the study's ``stems`` section applied to its stimuli."""
+    cfg = study.section("stems")
+    return make_stems(study.workspace, study.stimuli, rate=study.rate, backend=cfg["backend"],
+                      sr=int(cfg["sr"]), options=cfg["backend_options"] or {}, chunk=float(cfg["chunk"]),
+                      force=force, progress=progress)
+
+
+STAGES = {
+    "stems": StageSpec(
+        config={
+            "backend": Field(str, default="nnfilter", choices=tuple(BACKENDS),
+                             help="separation backend: nnfilter (no weights), demucs, spleeter"),
+            "sr": Field(int, default=16000, help="sample rate (Hz) of the stored audio"),
+            "backend_options": Field(dict, default=None,
+                                     help="options of the backend (e.g. model_path, params, python, k, margin)"),
+            "chunk": Field(float, default=60.0, help="seconds of audio per stored chunk"),
+        },
+        run=run_stems,
+        help="decode each stimulus and separate it into voice and soundtrack (store: stems)",
+    ),
+}
+
+
+@click.group("setup", help="Prepare optional external tools.")
+def _setup() -> None:
+    pass
+
+
+@_setup.command("spleeter", help="Create the separate Spleeter environment (Python 3.11 venv).")
+@click.option("--env", "env", type=click.Path(), default=None,
+              help="where to create it (default $XAFFECT_SPLEETER_ENV or ~/.cache/xaffect/spleeter-env)")
+@click.option("--python", "python", type=str, default=None, help="base interpreter (Python 3.9-3.11)")
+def _setup_spleeter(env: str | None, python: str | None) -> None:
+    from .spleeter import setup_spleeter
+
+    setup_spleeter(env, python=python, echo=click.echo)
+
+
+CLI_COMMANDS = [_setup]
