@@ -78,3 +78,12 @@ def test_bad_paths_exit_2(tmp_path):
     assert r.returncode == 2 and "not an xaffect workspace" in r.stderr
     r = _run_cli("run", str(tmp_path / "nope.yaml"), "--scheduler", "bogus")
     assert r.returncode == 2
+
+
+@pytest.mark.parametrize("path", [p for p in CATALOGS if "study" in p.name], ids=lambda p: p.name)
+def test_study_templates_validate(path):
+    from xaffect.study import load_study
+
+    study = load_study(path, check_files=False)
+    assert study.stimuli and study.stages
+    assert "encode" in study.config

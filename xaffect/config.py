@@ -9,6 +9,7 @@ of an hour into a run.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ class _Required:
     def __repr__(self) -> str:
         return "REQUIRED"
 
+
+#: Whether ``must_exist`` paths are checked (off to validate a template).
+CHECK_FILES: contextvars.ContextVar[bool] = contextvars.ContextVar("xaffect_check_files", default=True)
 
 #: Marker default for keys that must be given.
 REQUIRED = _Required()
@@ -154,7 +158,7 @@ def _validate_value(value: Any, spec: Field, where: str, root: Path | None) -> A
         p = Path(value).expanduser()
         if root is not None and not p.is_absolute():
             p = (root / p).resolve()
-        if spec.must_exist and not p.exists():
+        if spec.must_exist and CHECK_FILES.get() and not p.exists():
             raise ConfigError(f"{where}: {p} does not exist")
         value = p
     if isinstance(value, list) and spec.item is not None:

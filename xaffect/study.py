@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .config import REQUIRED, Field, StageSpec, validate_section
+from .config import CHECK_FILES, REQUIRED, Field, StageSpec, validate_section
 from .errors import ConfigError, InputError
 from .store.workspace import Workspace
 
@@ -153,8 +153,15 @@ class Study:
         raise InputError(f"{self.path.name}: no stimulus named {name!r}")
 
 
-def load_study(path: str | Path) -> Study:
+def load_study(path: str | Path, *, check_files: bool = True) -> Study:
     """Read and validate ``study.yaml``.
+
+    Parameters
+    ----------
+    path : path
+        The study file.
+    check_files : bool
+        Check that the files it names exist (off to validate a template).
 
     Raises
     ------
@@ -164,6 +171,14 @@ def load_study(path: str | Path) -> Study:
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise ConfigError(f"{path}: study file does not exist")
+    token = CHECK_FILES.set(check_files)
+    try:
+        return _load_study(path)
+    finally:
+        CHECK_FILES.reset(token)
+
+
+def _load_study(path: Path) -> Study:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

@@ -48,7 +48,7 @@ _lock = threading.RLock()
 
 # zarr 3 warns that fixed-length string dtypes are not yet in the v3 spec;
 # xarray writes label coordinates that way and reads them back exactly.
-warnings.filterwarnings("ignore", message=".*(unstable|not part in the Zarr format 3).*")
+warnings.filterwarnings("ignore", message=".*(does not have a Zarr V3 specification|not part in the Zarr format 3).*")
 
 
 def open_catalog(path: str, **storage_options: Any) -> intake.Catalog:

@@ -1,0 +1,205 @@
+"""The ``encode`` stage: feature stores + target stores -> the ``scores`` store.
+
+Targets, in the store contract's names:
+
+* ``ratings``: ``targets.rating (time, scale)`` -> ``rating:<scale>``;
+* ``synchrony``: ``synchrony.isc (time, region[, band])`` on its window clock
+  -> ``isc:<region>[:<band>]`` (features and covariates are averaged over the
+  same windows first);
+* ``regions``: ``regions/<stimulus>.signal (subject, sample, region)`` ->
+  ``region:<region>``: the **subject mean** of each region's signal, put on
+  the analysis clock (mean of the samples whose times fall in each bin).
+
+Each target kind is fitted as its own grid (its own clock); FDR runs across
+the targets of one kind within a cell, the max-statistic FWER across the
+targets of one kind x layers within a feature set and element.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..config import Field, StageSpec
+from ..errors import ConfigError, InputError
+from ..store.clock import concat_stimuli, frame_times, on_clock, split_stimuli, stimulus_slices
+from ._grid import fit_grid
+from ._ridge import DEFAULT_ALPHAS
+
+__all__ = ["STAGES", "run_encode", "load_targets"]
+
+TARGET_KINDS = ("ratings", "synchrony", "regions")
+
+CONFIG = {
+    "feature_sets": Field((list, None), default=None, item=str,
+                          help="feature stores to use (default: every features.* store, reduced ones included)"),
+    "elements": Field((list, None), default=None, item=str, help="elements (default: all)"),
+    "layers": Field((list, None), default=None, item=int, help="layers (default: all)"),
+    "targets": Field(list, default=list(TARGET_KINDS), item=str,
+                     help="target kinds: ratings, synchrony, regions (those present by default)"),
+    "covariates": Field((str, None), default="auto",
+                        help="covariate store ('auto': 'covariates' if present; null: none)"),
+    "delays": Field(list, default=[0.0], item=float, help="FIR delays in seconds (e.g. [4, 5, 6] for fMRI)"),
+    "alphas": Field((list, None), default=None, item=float, help="ridge penalties (default 1e-5..1e5)"),
+    "cv": Field((str, int), default="loso", help="outer folds: 'loso' or a number of contiguous blocks"),
+    "gap": Field((int, None), default=None, help="blocked cv: samples dropped each side of the test block"),
+    "n_perm": Field(int, default=1000, help="null surrogates (0: none)"),
+    "null": Field(str, default="shift", choices=("shift", "phase"),
+                  help="circular shift or phase randomisation within stimulus"),
+    "seed": Field(int, default=0, help="seed of the null surrogates"),
+    "scoring": Field(str, default="neg_mse", choices=("neg_mse", "r", "r2"), help="inner-CV criterion"),
+}
+
+
+def _reorder(obj, order: list[str], what: str):
+    parts = split_stimuli(obj)
+    missing = [s for s in order if s not in parts]
+    if missing:
+        raise InputError(f"{what}: no data for stimuli {missing} that the features have")
+    return concat_stimuli({s: parts[s] for s in order})
+
+
+def _ratings(ws) -> xr.DataArray:
+    ds = ws.open("targets")
+    if "rating" not in ds:
+        raise InputError("targets store: no 'rating (time, scale)' variable")
+    da = ds["rating"].transpose("time", "scale")
+    da = da.assign_coords(scale=[f"rating:{s}" for s in da["scale"].values]).rename(scale="target")
+    da.attrs = dict(ds.attrs, **da.attrs)
+    return da
+
+
+def _synchrony(ws) -> xr.DataArray:
+    ds = ws.open("synchrony")
+    if "isc" not in ds:
+        raise InputError("synchrony store: no 'isc (time, region)' variable")
+    da = ds["isc"]
+    attrs = dict(ds.attrs, **da.attrs)
+    if "window" not in attrs or "step" not in attrs:
+        raise InputError("synchrony store: 'isc' has no 'window'/'step' attrs (the window clock)")
+    if "band" in da.dims:
+        da = da.transpose("time", "region", "band")
+        names = [f"isc:{r}:{b}" for r in da["region"].values for b in da["band"].values]
+        da = xr.DataArray(da.values.reshape(da.sizes["time"], -1), dims=("time", "target"),
+                          coords={"target": names, **{k: v for k, v in da.coords.items() if v.dims == ("time",)}})
+    else:
+        da = da.transpose("time", "region")
+        da = da.assign_coords(region=[f"isc:{r}" for r in da["region"].values]).rename(region="target")
+    da = da.drop_vars([c for c in da.coords if c not in ("time", "target", "stimulus", "onset")])
+    da.attrs = {k: attrs[k] for k in ("window", "step", "clock_rate") if k in attrs}
+    return da
+
+
+def _regions(ws, rate: float, lengths: dict[str, int]) -> xr.DataArray:
+    tree = ws.open("regions")
+    parts = {}
+    for stim, n_bins in lengths.items():
+        if f"/{stim}" not in tree.groups:
+            raise InputError(f"regions store: no group for stimulus {stim!r}")
+        ds = tree[stim].to_dataset()
+        sig = ds["signal"]
+        sfreq = float(ds.attrs.get("sfreq", sig.attrs.get("sfreq", 0)) or 0)
+        if sfreq <= 0:
+            raise InputError(f"regions store, stimulus {stim!r}: no 'sfreq' attr")
+        mean = sig.mean("subject").transpose("sample", "region").load()
+        n = mean.sizes["sample"]
+        if n / sfreq * rate < n_bins - 1e-9:
+            raise InputError(f"regions store, stimulus {stim!r}: {n / sfreq:.2f} s of signal, shorter than the "
+                             f"features' {n_bins / rate:.2f} s")
+        times = frame_times(n, hop=1.0 / sfreq)
+        parts[stim] = on_clock(mean, rate=rate, duration=n_bins / rate, dim="sample", times=times)
+    da = concat_stimuli(parts)
+    da = da.assign_coords(region=[f"region:{r}" for r in da["region"].values]).rename(region="target")
+    da.attrs = {"clock_rate": float(rate)}
+    return da.transpose("time", "target")
+
+
+def load_targets(ws, kinds, *, rate: float, order: list[str], lengths: dict[str, int],
+                 explicit: bool) -> dict[str, xr.DataArray]:
+    """Target arrays ``(time, target)`` by kind, in the features' stimulus order."""
+    out = {}
+    stores = {"ratings": "targets", "synchrony": "synchrony", "regions": "regions"}
+    for kind in kinds:
+        if kind not in stores:
+            raise ConfigError(f"encode.targets: unknown kind {kind!r} (use {', '.join(TARGET_KINDS)})")
+        if stores[kind] not in ws:
+            if explicit:
+                raise InputError(f"encode.targets: {kind!r} asked for but the workspace has no "
+                                 f"{stores[kind]!r} store")
+            continue
+        if kind == "ratings":
+            out[kind] = _reorder(_ratings(ws), order, "targets store")
+        elif kind == "synchrony":
+            da = _synchrony(ws)
+            out[kind] = _reorder(da, order, "synchrony store")
+            out[kind].attrs.update(da.attrs)
+        else:
+            out[kind] = _regions(ws, rate, lengths)
+    if not out:
+        raise InputError("encode: no target stores in the workspace (need targets, synchrony or regions)")
+    return out
+
+
+def run_encode(study, *, force: bool = False, progress: bool = True) -> list[str]:
+    """Fit the ridge grid of ``study`` and write the ``scores`` store."""
+    cfg = study.section("encode")
+    ws = study.workspace
+    names = ws.names()
+    fsets = cfg["feature_sets"] or [n for n in names if n.startswith("features.") and "/" not in n]
+    if not fsets:
+        raise InputError("encode: no features.* stores in the workspace (run the features stage first)")
+    for n in fsets:
+        if n not in names:
+            raise ConfigError(f"encode.feature_sets: no store {n!r} (have {[m for m in names if 'features' in m]})")
+    cov_name = cfg["covariates"]
+    if cov_name == "auto":
+        cov_name = "covariates" if "covariates" in names else None
+    elif cov_name is not None and cov_name not in names:
+        raise ConfigError(f"encode.covariates: no store {cov_name!r}")
+    explicit = "targets" in (study.config.get("encode") or {}) and cfg["targets"] != list(TARGET_KINDS)
+    kinds = cfg["targets"]
+    target_stores = [s for k, s in (("ratings", "targets"), ("synchrony", "synchrony"), ("regions", "regions"))
+                     if k in kinds and s in names]
+    inputs = list(fsets) + target_stores + ([cov_name] if cov_name else [])
+    params = {k: v for k, v in cfg.items()}
+    params["alphas"] = [float(a) for a in (cfg["alphas"] or DEFAULT_ALPHAS)]
+    params["covariates"] = cov_name
+    if not force and ws.is_current("scores", stage="encode", params=params, inputs=inputs):
+        return ["scores"]
+
+    features = {n.removeprefix("features."): ws.open(n) for n in fsets}
+    ref = next(iter(features.values()))
+    order = list(stimulus_slices(ref))
+    lengths = {k: v.stop - v.start for k, v in stimulus_slices(ref).items()}
+    rate = float(ref.attrs.get("clock_rate", study.rate))
+    targets = load_targets(ws, kinds, rate=rate, order=order, lengths=lengths, explicit=explicit)
+    cov = None
+    if cov_name:
+        cds = ws.open(cov_name)
+        if "visual" not in cds:
+            raise InputError(f"{cov_name} store: no 'visual (time, descriptor)' variable")
+        cov = _reorder(cds["visual"], order, f"{cov_name} store")
+        cov.attrs = dict(cds.attrs)
+    results = []
+    for kind, tg in targets.items():
+        ds = fit_grid(features, tg, covariates=cov, delays=cfg["delays"], cv=cfg["cv"], gap=cfg["gap"],
+                      alphas=params["alphas"], scoring=cfg["scoring"], n_perm=cfg["n_perm"], null=cfg["null"],
+                      seed=cfg["seed"], elements=cfg["elements"], layers=cfg["layers"], progress=progress)
+        ds = ds.assign_coords(target_kind=("target", [kind] * ds.sizes["target"]))
+        results.append(ds)
+    scores = xr.concat(results, dim="target", combine_attrs="drop_conflicts", join="outer")
+    scores.attrs["target_kinds"] = list(targets)
+    scores.attrs["region_targets"] = "subject mean of each region's signal on the analysis clock"
+    ws.write("scores", scores, stage="encode", params=params, inputs=inputs, progress=progress,
+             description="ridge grid: r per feature set x layer x element x target x held-out fold",
+             metadata={"feature_sets": list(features), "n_perm": int(cfg["n_perm"])})
+    return ["scores"]
+
+
+STAGES: dict[str, Any] = {
+    "encode": StageSpec(config=CONFIG, run=run_encode,
+                        help="nested cross-validated ridge grid -> scores",
+                        requires=("features", "targets")),
+}
