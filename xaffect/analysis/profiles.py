@@ -29,6 +29,7 @@ import xarray as xr
 from scipy import stats
 
 from ..errors import InputError
+from ..stats import fdr_bh  # noqa: F401  (re-exported)
 
 __all__ = [
     "layer_profile", "best_layer", "centroid_layer", "middle_vs_final", "element_contrast",
@@ -40,32 +41,6 @@ _REQUIRED_DIMS = ("feature_set", "layer", "element", "target", "fold")
 
 
 # ----------------------------------------------------------------- kernels
-def fdr_bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaNs ignored and kept).
-
-    Parameters
-    ----------
-    p : array of shape (n,)
-
-    Returns
-    -------
-    ndarray of shape (n,)
-    """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    q = p[ok]
-    n = q.size
-    if n == 0:
-        return out
-    order = np.argsort(q)
-    ranked = q[order] * n / np.arange(1, n + 1)
-    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-    adj = np.empty(n)
-    adj[order] = np.clip(ranked, 0, 1)
-    out[ok] = adj
-    return out
-
 
 def paired_ttest(a: np.ndarray, b: np.ndarray, *, axis: int = -1, alternative: str = "two-sided"
                  ) -> tuple[np.ndarray, np.ndarray]:

@@ -9,6 +9,7 @@ cell of a grid, so max-statistics across targets and layers are valid.
 from __future__ import annotations
 
 import numpy as np
+from ..stats import fdr_bh  # noqa: F401  (re-exported)
 
 __all__ = ["circular_shift", "phase_randomise", "make_surrogates", "permutation_p", "fdr_bh", "fwer_maxstat"]
 
@@ -130,23 +131,6 @@ def permutation_p(observed: np.ndarray, null: np.ndarray, axis: int = -1) -> np.
     return np.where(np.isnan(observed), np.nan, p)
 
 
-def fdr_bh(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values along ``axis`` (NaNs ignored)."""
-    p = np.moveaxis(np.asarray(p, dtype=float), axis, -1)
-    out = np.full_like(p, np.nan)
-    flat_p, flat_o = p.reshape(-1, p.shape[-1]), out.reshape(-1, p.shape[-1])
-    for i in range(flat_p.shape[0]):
-        ok = np.flatnonzero(~np.isnan(flat_p[i]))
-        if ok.size == 0:
-            continue
-        v = flat_p[i, ok]
-        order = np.argsort(v)
-        ranked = v[order] * ok.size / np.arange(1, ok.size + 1)
-        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-        adj = np.empty_like(v)
-        adj[order] = np.minimum(ranked, 1.0)
-        flat_o[i, ok] = adj
-    return np.moveaxis(flat_o.reshape(p.shape), -1, axis)
 
 
 def fwer_maxstat(observed: np.ndarray, null: np.ndarray, family_axes: tuple[int, ...]) -> np.ndarray:

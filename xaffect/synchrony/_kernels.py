@@ -16,6 +16,7 @@ windowed sums follow from those of ``x_s``, ``x_s**2``, ``x_s S``, ``S`` and
 from __future__ import annotations
 
 import numpy as np
+from ..stats import fdr_bh  # noqa: F401  (re-exported)
 
 __all__: list[str] = []
 
@@ -378,36 +379,3 @@ def phase_randomize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = np.fft.irfft(spec * np.exp(1j * phases), n=n, axis=1) + mean
     out[nan] = np.nan
     return out
-
-
-def fdr_bh(p: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values along ``axis`` (NaN ignored).
-
-    Parameters
-    ----------
-    p : ndarray
-        p-values.
-    axis : int
-        Family axis (e.g. regions).
-
-    Returns
-    -------
-    ndarray of the same shape
-    """
-    p = np.moveaxis(np.asarray(p, dtype=float), axis, -1)
-    out = np.full(p.shape, np.nan)
-    flat_p = p.reshape(-1, p.shape[-1])
-    flat_o = out.reshape(-1, p.shape[-1])
-    for i, row in enumerate(flat_p):
-        ok = np.flatnonzero(~np.isnan(row))
-        if ok.size == 0:
-            continue
-        vals = row[ok]
-        order = np.argsort(vals)
-        m = vals.size
-        adj = vals[order] * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(adj[::-1])[::-1]
-        res = np.empty(m)
-        res[order] = np.minimum(adj, 1.0)
-        flat_o[i, ok] = res
-    return np.moveaxis(out, -1, axis)
