@@ -47,12 +47,21 @@ def test_layout_ground_truth_and_config(study):
     planted = {e["target"] for e in gt["planted"]}
     assert not planted & set(gt["null_targets"])
     sim = json.loads((root / "simulation.json").read_text())
-    for reg in sim["near_planted_regions"]:  # leakage neighbours are neither planted nor null
-        assert f"region:{reg}" not in gt["null_targets"] and f"isc:{reg}" not in gt["null_targets"]
+    for reg in sim["near_planted_regions"]:  # leakage neighbours of any plant: no isc null
+        assert f"isc:{reg}" not in gt["null_targets"]
+    for reg in sim["near_region_plants"]:  # ... of a region plant: no region null either
+        assert f"region:{reg}" not in gt["null_targets"]
     assert "rating:valence" in gt["null_targets"]
     regions = {t.split(":")[1] for t in gt["null_targets"] if t.startswith("region:")}
-    assert regions and regions == {t.split(":")[1] for t in gt["null_targets"] if t.startswith("isc:")}
-    assert len(regions) + len(sim["near_planted_regions"]) == 68
+    iscs = {t.split(":")[1] for t in gt["null_targets"] if t.startswith("isc:")}
+    assert iscs and iscs <= regions
+    assert len(iscs) + len(sim["near_planted_regions"]) == 68
+    assert len(regions) + len(sim["near_region_plants"]) == 68
+    # the stems stage reads the true stems, and the description says so
+    assert cfg["stems"]["stems_dir"] == "stimuli/truth" and sim["true_stems"]
+    assert "TRUE voice and soundtrack" in cfg["description"]
+    for n in names:
+        assert (root / "stimuli" / "truth" / f"{n}.voice.wav").is_file()
     # every section validates against the schema of the stage that reads it (where installed)
     specs = stage_specs([s for s in cfg["stages"]])
     for name, spec in specs.items():

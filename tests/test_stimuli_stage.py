@@ -159,3 +159,51 @@ def test_cli_stems_command(study_dir):
     assert "stems" in Workspace(study_dir / "ws").names()
     res = CliRunner().invoke(main, ["setup", "spleeter", "--help"])
     assert res.exit_code == 0 and "Spleeter" in res.output
+
+
+def test_stems_dir_reads_pre_separated_stems(tmp_path):
+    """Pre-separated stems replace the backend: resampled, length-checked, part of the identity."""
+    stim, truth = tmp_path / "stimuli", tmp_path / "truth"
+    stim.mkdir()
+    truth.mkdir()
+    mixes = {"a": make_mixture(4.0, 22050, seed=0, snr_db=6.0), "b": make_mixture(3.0, 22050, seed=1, snr_db=-6.0)}
+    for n, m in mixes.items():
+        _write(stim / f"{n}.wav", m["mixture"], 22050)
+        _write(truth / f"{n}.voice.wav", m["voice"], 22050)
+        # the soundtrack 50 ms longer (an encoder's padding): trimmed to the stimulus
+        _write(truth / f"{n}.soundtrack.wav", np.r_[m["soundtrack"], np.zeros(1102, np.float32)], 22050)
+    cfg = {"name": "t", "workspace": "ws", "rate": 1.0,
+           "stimuli": [{"name": n, "path": f"stimuli/{n}.wav"} for n in mixes],
+           "stems": {"backend": "nnfilter", "sr": SR, "stems_dir": "truth"}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(cfg))
+    study = load_study(tmp_path / "study.yaml")
+    assert STAGES["stems"].run(study, progress=False) == ["stems"]
+    ws = study.workspace
+    for n, m in mixes.items():
+        audio = ws.open("stems", group=n)["audio"].values
+        assert audio.shape == (3, mixes[n]["mixture"].size * SR // 22050)
+        # the stored stems are the given ones (resampled), not a separation: voice + soundtrack = original
+        np.testing.assert_allclose(audio[1] + audio[2], audio[0], atol=2e-3)
+        want, _ = __import__("xaffect.stimuli", fromlist=["load_audio"]).load_audio(truth / f"{n}.voice.wav", sr=SR)
+        np.testing.assert_allclose(audio[1], want[:audio.shape[1]], atol=1e-6)
+    prov = ws.provenance("stems")
+    assert prov["params"]["stems_dir"] == str(truth)
+    refs = {i["ref"] for i in prov["inputs"]}
+    assert str(truth / "a.voice.wav") in refs and str(truth / "b.soundtrack.wav") in refs
+    assert ws.open("stems")["/"].attrs["backend"] == "precomputed"
+    # a changed stem file makes the store stale and is re-read
+    path1 = ws.metadata("stems")["xaffect"]["path"]
+    STAGES["stems"].run(load_study(tmp_path / "study.yaml"), progress=False)
+    assert ws.metadata("stems")["xaffect"]["path"] == path1
+    _write(truth / "a.voice.wav", 0.5 * mixes["a"]["voice"], 22050)
+    STAGES["stems"].run(load_study(tmp_path / "study.yaml"), progress=False)
+    assert ws.metadata("stems")["xaffect"]["path"] != path1
+    path2 = ws.metadata("stems")["xaffect"]["path"]
+    # a missing stem or one of the wrong length: an error naming the file, nothing written
+    (truth / "b.soundtrack.wav").unlink()
+    with pytest.raises(InputError, match="b.soundtrack.wav"):
+        STAGES["stems"].run(load_study(tmp_path / "study.yaml"), progress=False)
+    _write(truth / "b.soundtrack.wav", mixes["b"]["soundtrack"][:22050], 22050)  # 1 s instead of 3
+    with pytest.raises(InputError, match="b.soundtrack.wav"):
+        STAGES["stems"].run(load_study(tmp_path / "study.yaml"), progress=False, force=True)
+    assert ws.metadata("stems")["xaffect"]["path"] == path2

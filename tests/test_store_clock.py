@@ -106,3 +106,14 @@ def test_check_same_clock_names_the_stimulus():
         clock.check_same_clock(clock.concat_stimuli({"clip": a}), clock.concat_stimuli({"clip": b}))
     with pytest.raises(InputError, match="different stimuli"):
         clock.check_same_clock(clock.concat_stimuli({"clip": a}), clock.concat_stimuli({"other": a}))
+
+
+def test_interpolate_fills_a_last_bin_beyond_the_last_frame():
+    # VGGish-like: 0.96 s hop, centres at 0.4875 + 0.96 k; a 24 s clip's bin 23 has no centre
+    times = clock.frame_times(24, hop=0.96, win=0.975)
+    assert not np.any((times >= 23) & (times < 24))
+    vals = np.stack([np.arange(24.0), -np.arange(24.0)], axis=1)
+    out = clock.to_clock(vals, times, rate=1.0, duration=24.0, empty="interpolate")
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[-1], vals[-1])  # constant beyond the last frame
+    assert np.isnan(clock.to_clock(vals, times, rate=1.0, duration=24.0)[-1]).all()

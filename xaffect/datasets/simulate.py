@@ -30,8 +30,10 @@ Planted effects
 ---------------
 ``region:<r>`` targets: the region's signal gets a slow drive following the
 feature (its clock-bin mean follows the feature). ``isc:<r>`` targets: a
-subject-shared 4-8 Hz oscillation whose amplitude follows the feature, so the
-windowed inter-subject correlation rises and falls with it. ``rating:<s>``:
+subject-shared 4-8 Hz oscillation whose amplitude ``a`` makes its share of a
+unit-variance background, ``a^2 / (a^2 + 1)``, linear in the feature (times
+the subject's gain), so the windowed inter-subject correlation rises and falls
+with it. ``rating:<s>``:
 each rater's rating is the feature (delayed ``rating_lag`` s and smoothed)
 plus a rater-specific slow drift. Classical descriptors (``rms``,
 ``spectral_centroid``, ``spectral_flatness``) are computed with librosa from
@@ -44,7 +46,10 @@ Null targets are the scales and regions where nothing was planted; regions
 whose default source estimate draws more than ``leakage_share`` of its
 variance from a planted region (computed from the cross-talk of the
 simulation's projection and the regions stage's default inverse) are left
-out of ``null_targets`` and listed in ``simulation.json`` instead.
+out of ``null_targets`` and listed in ``simulation.json`` instead: for
+``isc:`` targets, near any planted region; for ``region:`` targets, near a
+``region:`` plant (an ``isc:`` plant's theta rhythm averages out in clock
+bins).
 """
 
 from __future__ import annotations
@@ -68,7 +73,8 @@ __all__ = ["simulate_study", "synth_voice", "synth_music", "write_stimulus_video
 DEFAULT_PLANTS: tuple[dict[str, Any], ...] = (
     {"target": "rating:arousal", "element": "soundtrack", "descriptor": "rms"},
     {"target": "region:superiortemporal-lh", "element": "voice", "descriptor": "rms"},
-    {"target": "isc:insula-rh", "element": "soundtrack", "descriptor": "spectral_centroid"},
+    # the loudness arc varies within a clip; the music's brightness only changes between sections
+    {"target": "isc:insula-rh", "element": "soundtrack", "descriptor": "rms"},
 )
 _DESCRIPTORS = ("rms", "spectral_centroid", "spectral_flatness")
 _VOWELS = np.array([[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480],
@@ -452,9 +458,10 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
                    sr: int = 16000, rate: float = 1.0, n_raters: int = 5, sfreq: float = 100.0,
                    plants: Sequence[Mapping[str, Any]] | None = None, model: str | os.PathLike | None = None,
                    deep_feature_set: str = "hubert", classical_feature_set: str = "lld",
-                   effect_size: float = 1.0, sensor_noise: float = 0.2, rating_lag: float = 0.0,
+                   effect_size: float | None = None, sensor_noise: float = 0.2, rating_lag: float = 0.0,
                    rest: float = 2.0, spacing: str = "oct4", leakage_share: float = 0.02,
-                   config: Mapping[str, Mapping[str, Any]] | None = None, overwrite: bool = False,
+                   true_stems: bool = True, config: Mapping[str, Mapping[str, Any]] | None = None,
+                   overwrite: bool = False,
                    progress: bool = True) -> Path:
     """Write a complete simulated study with planted effects and its ground truth.
 
@@ -465,7 +472,7 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     seed : int
         Seed of everything random (sounds, videos, EEG noise, raters).
     n_subjects, n_stimuli : int, optional
-        Defaults 8 and 8 (``quick``: 4 and 5).
+        Defaults 8 and 8 (``quick``: 6 and 5).
     duration : float, optional
         Seconds per stimulus; default 60 (``quick``: 30).
     quick : bool
@@ -488,8 +495,9 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     deep_feature_set, classical_feature_set : str
         The ``feature_set`` names the scores store will use for that model
         and for the classical descriptors (written to ``ground_truth.json``).
-    effect_size : float
-        Amplitude of planted signals relative to unit-variance noise.
+    effect_size : float, optional
+        Amplitude of planted signals relative to unit-variance noise; default
+        1.0 (``quick``: 1.5, so that the short study recovers every plant).
     sensor_noise : float
         EEG sensor noise relative to the RMS of the projected sources.
     rating_lag : float
@@ -501,7 +509,16 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     leakage_share : float
         A region whose default source estimate (see :func:`_crosstalk`) draws
         more than this share of its variance from a planted region is not
-        listed as a null target (source estimates leak between regions).
+        listed as a null target (source estimates leak between regions). The
+        share is of the subject-mean signal (background shrinks by
+        ``n_subjects``). With strong plants and many samples even 0.4-2 %
+        leaks reach FDR significance (``xaffect demo`` uses 0.003).
+    true_stems : bool
+        The ``stems`` stage reads the true voice and soundtrack
+        (``stems: {stems_dir: stimuli/truth}``) instead of separating the
+        mixtures, so the element comparison tests the encoding rather than the
+        separation (the weight-free ``nnfilter`` separates these synthetic
+        mixtures poorly). False: the mixtures are separated by ``nnfilter``.
     config : mapping, optional
         Extra keys per ``study.yaml`` section, merged over the defaults.
     overwrite : bool
@@ -525,7 +542,8 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     from ..stimuli.decode import load_audio
     from .synthetic_subject import DK_NAMES, synthetic_subject
 
-    n_subjects = int(n_subjects if n_subjects is not None else (4 if quick else 8))
+    n_subjects = int(n_subjects if n_subjects is not None else (6 if quick else 8))
+    effect_size = float(effect_size if effect_size is not None else (1.5 if quick else 1.0))
     n_stimuli = int(n_stimuli if n_stimuli is not None else (5 if quick else 8))
     duration = float(duration if duration is not None else (30.0 if quick else 60.0))
     for name, v, lo in (("n_subjects", n_subjects, 2), ("n_stimuli", n_stimuli, 3), ("n_raters", n_raters, 1)):
@@ -646,7 +664,10 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
                 if kind == "region":
                     x[a:a + n_stim, j] += gain * (f + 0.2 * shared_dev[(p["target"], name)]) + 0.3 * own
                 else:  # isc: a shared theta rhythm whose amplitude follows the feature
-                    amp = 2.0 / (1.0 + np.exp(-1.5 * f))
+                    # amplitude for which the shared share of a unit-variance background,
+                    # a^2 / (a^2 + 1), is linear in the feature: ISC follows it linearly
+                    share = np.clip(0.45 + 0.2 * f, 0.05, 0.9)
+                    amp = np.sqrt(share / (1.0 - share))
                     x[a:a + n_stim, j] += gain * amp * shared_theta[name] + 0.3 * own
         sig = xr.DataArray(x * 1e-8, dims=("time", "region"), coords={"region": region_names})
         raw = simulate_raw(sig, info, fwd, labels, noise=sensor_noise, seed=seed * 7919 + s)
@@ -658,7 +679,9 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
 
     # 5. ground truth: planted effects; null targets where no planted region leaks in
     cross = _crosstalk(info, fwd, labels, subjects_dir=out / "subjects", subject=subject)
-    var = np.ones(len(region_names))  # background sources have unit variance
+    # targets average subjects: the subject-specific background (unit variance each)
+    # shrinks by n_subjects, a planted region's shared drive does not
+    var = np.full(len(region_names), 1.0 / n_subjects)
     for p in plants:
         kind, reg = p["target"].split(":")
         if kind != "rating":
@@ -669,10 +692,15 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     leak = {q: {r: round(float(share[reg_index[r], reg_index[q]]), 4) for r in region_names
                 if share[reg_index[r], reg_index[q]] > leakage_share} for q in planted_regions}
     near = sorted({r for q in planted_regions for r in leak[q]} | set(planted_regions))
+    # a region plant's slow drive leaks into neighbouring region signals and their
+    # synchrony; an isc plant's theta rhythm averages out in clock bins, so it only
+    # leaks into neighbouring synchrony
+    region_plants = sorted({p["target"].split(":")[1] for p in plants if p["target"].startswith("region:")})
+    near_region = sorted({r for q in region_plants for r in leak[q]} | set(region_plants))
     planted_targets = {p["target"] for p in plants}
     nulls = [f"rating:{sc}" for sc in scales if f"rating:{sc}" not in planted_targets]
-    for kind in ("region", "isc"):
-        nulls += [f"{kind}:{r}" for r in region_names if r not in near]
+    nulls += [f"region:{r}" for r in region_names if r not in near_region]
+    nulls += [f"isc:{r}" for r in region_names if r not in near]
     gt = {"planted": [{"target": p["target"], "element": p["element"],
                        "feature_set": classical_feature_set if p["layer"] is None else deep_feature_set,
                        "layer": p["layer"]} for p in plants],
@@ -681,10 +709,11 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     sim = {"seed": seed, "n_subjects": n_subjects, "n_stimuli": n_stimuli, "duration": duration, "sr": sr,
            "rate": rate, "sfreq": sfreq, "n_raters": n_raters, "effect_size": effect_size,
            "sensor_noise": sensor_noise, "rating_lag": rating_lag, "rest": rest, "spacing": spacing,
-           "model": str(model) if model else None, "plants": plants, "scales": scales,
+           "model": str(model) if model else None, "true_stems": bool(true_stems), "plants": plants, "scales": scales,
            "deep_layer_specificity": specificity,
            "energy_ratio_db": ratio_db, "decoded_duration": decoded, "leakage_share": leakage_share,
            "leakage": leak, "near_planted_regions": near,
+           "near_region_plants": near_region,
            "subjects": subjects, "channels": list(_EEG_CHANNELS)}
     (out / "simulation.json").write_text(json.dumps(sim, indent=2))
 
@@ -693,12 +722,13 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     if model is not None:
         extractors.append({"kind": "hf", "name": deep_feature_set, "model": str(model)})
     sections: dict[str, dict[str, Any]] = {
-        "stems": {"backend": "nnfilter"},
+        "stems": {"backend": "nnfilter", **({"stems_dir": "stimuli/truth"} if true_stems else {})},
         "features": {"extractors": extractors},
         "covariates": {},
         "regions": {"subjects_dir": "subjects", "subject": subject,
                     "recordings": [{"subject": sj, "path": f"eeg/{sj}_eeg.fif"} for sj in subjects]},
-        "synchrony": {},
+        # 5-s windows: twice the independent synchrony values of the default 10 s
+        "synchrony": {"window": 5.0},
         "targets": {"files": {n: f"ratings/{n}.csv" for n in names}},
         "encode": {},
         "report": {},
@@ -710,7 +740,10 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
                              f"voice-like and a music-like element, EEG of {n_subjects} subjects on a synthetic "
                              f"FreeSurfer subject, {n_raters} raters; planted: "
                              + "; ".join(f"{p['target']} <- {p['element']} "
-                                         f"{p['descriptor'] or 'layer %d' % p['layer']}" for p in plants)),
+                                         f"{p['descriptor'] or 'layer %d' % p['layer']}" for p in plants)
+                             + (". Stems: the TRUE voice and soundtrack (stimuli/truth, stems_dir), not a "
+                                "separation of the mixtures." if true_stems else
+                                ". Stems: nnfilter separation of the mixtures.")),
              "workspace": "workspace", "rate": rate, "ground_truth": "ground_truth.json",
              "stimuli": [{"name": n, "path": f"stimuli/{n}.mp4"} for n in names],
              "stages": ["stems", "features", "covariates", "regions", "synchrony", "targets", "encode", "report"],

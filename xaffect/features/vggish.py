@@ -203,7 +203,9 @@ def vggish_activations(audio: np.ndarray, sr: float, network=None, *, rate: floa
         raise InputError(f"{'stimulus ' + repr(stimulus) if stimulus else 'audio'}: shorter than one "
                          f"VGGish example (0.975 s)")
     cube, n_units = pad_layers([np.concatenate(p) for p in parts])
-    values = to_clock(cube, centres, rate=rate, duration=duration).astype(np.float32)
+    # VGGish examples (0.96 s hop) can leave a stimulus's last bin without an example centre:
+    # fill such bins from the neighbouring examples rather than leaving NaN
+    values = to_clock(cube, centres, rate=rate, duration=duration, empty="interpolate").astype(np.float32)
     coords = {"onset": ("time", bin_centres(nb, rate)), "layer": sel,
               "layer_name": ("layer", [VGGISH_LABELS[i] for i in sel]), "n_units": ("layer", n_units)}
     if stimulus is not None:

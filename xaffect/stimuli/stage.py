@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -67,6 +68,41 @@ def _separate_one(name: str, path: Path, *, sr: int, backend: str, options: Mapp
     return np.stack([audio, stems["voice"], stems["soundtrack"]]).astype(np.float32)
 
 
+def _stem_paths(stems_dir: Path, name: str) -> tuple[Path, Path]:
+    return stems_dir / f"{name}.voice.wav", stems_dir / f"{name}.soundtrack.wav"
+
+
+def _read_stems(name: str, path: Path, stems_dir: Path, *, sr: int, tolerance: float) -> np.ndarray:
+    """Decode one stimulus and its pre-separated stems (resampled to ``sr``).
+
+    Stems whose length differs from the decoded stimulus by at most
+    ``tolerance`` seconds are zero-padded or trimmed to it (with a warning
+    above 0.1 s; encoders add priming and padding); a larger difference is an
+    :class:`InputError` naming the stem file.
+
+    Returns
+    -------
+    ndarray of shape (3, n_samples), float32
+        original, voice, soundtrack.
+    """
+    audio, _ = load_audio(path, sr=sr, mono=True)
+    out = [audio]
+    for stem in _stem_paths(stems_dir, name):
+        if not stem.exists():
+            raise InputError(f"{stem}: stimulus {name!r}: pre-separated stem not found in stems_dir {stems_dir}")
+        x, _ = load_audio(stem, sr=sr, mono=True, allow_silent=True)
+        diff = (x.size - audio.size) / sr
+        if abs(diff) > tolerance:
+            raise InputError(f"{stem}: stimulus {name!r}: stem lasts {x.size / sr:.3f} s but the stimulus "
+                             f"{path} lasts {audio.size / sr:.3f} s (more than stems_tolerance={tolerance:g} s apart)")
+        if abs(diff) > 0.1:
+            warnings.warn(f"{stem}: {'trimmed' if diff > 0 else 'zero-padded'} by {abs(diff):.3f} s to the "
+                          f"length of stimulus {name!r}", UserWarning, stacklevel=3)
+        x = x[:audio.size] if x.size >= audio.size else np.pad(x, (0, audio.size - x.size))
+        out.append(x)
+    return np.stack(out).astype(np.float32)
+
+
 def _group(audio: Any, *, sr: int, name: str, path: Path, ident: str, info: Mapping[str, Any],
            chunk: int) -> xr.Dataset:
     import dask.array as da
@@ -81,8 +117,8 @@ def _group(audio: Any, *, sr: int, name: str, path: Path, ident: str, info: Mapp
 
 def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, rate: float = 1.0,
                backend: str = "nnfilter", sr: int = 16000, options: Mapping[str, Any] | None = None,
-               chunk: float = 60.0, name: str = "stems", force: bool = False, progress: bool = True
-               ) -> list[str]:
+               chunk: float = 60.0, name: str = "stems", stems_dir: str | os.PathLike | None = None,
+               stems_tolerance: float = 1.0, force: bool = False, progress: bool = True) -> list[str]:
     """Decode, separate and write every stimulus into the stems store.
 
     Parameters
@@ -101,6 +137,13 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
         Seconds of audio per Zarr chunk.
     name : str
         Store name.
+    stems_dir : path, optional
+        A folder of pre-separated stems ``<stimulus>.voice.wav`` and
+        ``<stimulus>.soundtrack.wav`` (any format FFmpeg reads, resampled to
+        ``sr``): used instead of ``backend``, for labs that already have them.
+    stems_tolerance : float
+        Seconds a stem's length may differ from its stimulus's (it is then
+        padded or trimmed); more is an error.
     force : bool
         Recompute everything even if current.
     progress : bool
@@ -114,8 +157,8 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
     Raises
     ------
     InputError
-        A stimulus that cannot be decoded or separated (naming its file);
-        nothing is written.
+        A stimulus that cannot be decoded or separated, or a missing or
+        mismatched pre-separated stem (naming its file); nothing is written.
     """
     from tqdm.auto import tqdm
 
@@ -123,13 +166,28 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
         raise ConfigError(f"stems.backend: unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     options = dict(options or {})
     items = _stimulus_items(stimuli)
-    info = backend_info(backend, **options)
+    if stems_dir is not None:
+        stems_dir = Path(stems_dir).expanduser().resolve()
+        if not stems_dir.is_dir():
+            raise InputError(f"{stems_dir}: stems_dir is not a folder")
+        info = {"model": None}
+    else:
+        info = backend_info(backend, **options)
     params = {"backend": backend, "options": options, "sr": int(sr), "rate": float(rate),
-              "stimuli": [n for n, _ in items], "model": info.get("model")}
-    inputs = [str(p) for _, p in items]
+              "stimuli": [n for n, _ in items], "model": info.get("model"),
+              "stems_dir": None if stems_dir is None else str(stems_dir),
+              "stems_tolerance": None if stems_dir is None else float(stems_tolerance)}
     for n, p in items:
         if not p.exists():
             raise InputError(f"{p}: stimulus {n!r}: file does not exist")
+        if stems_dir is not None:
+            for stem in _stem_paths(stems_dir, n):
+                if not stem.exists():
+                    raise InputError(f"{stem}: stimulus {n!r}: pre-separated stem not found in stems_dir "
+                                     f"{stems_dir}")
+    stem_files = {n: [str(q) for q in _stem_paths(stems_dir, n)] if stems_dir is not None else [] for n, _ in items}
+    inputs = [str(p) for _, p in items] + [q for n, _ in items for q in stem_files[n]]
+    method = "precomputed" if stems_dir is not None else backend
     if not force and workspace.is_current(name, stage="stems", params=params, inputs=inputs):
         return [name]
 
@@ -147,8 +205,9 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
     with tempfile.TemporaryDirectory(prefix="xaffect-stems-") as scratch:
         for stim, path in tqdm(items, desc="stems", unit="stimulus", disable=not progress):
             ident = workspace.identity(stage="stems/stimulus",
-                                       params={k: params[k] for k in ("backend", "options", "sr", "model")},
-                                       inputs=[str(path)])
+                                       params={k: params[k] for k in ("backend", "options", "sr", "model",
+                                                                      "stems_dir", "stems_tolerance")},
+                                       inputs=[str(path)] + stem_files[stim])
             prev = old.get(stim)
             if prev is not None and prev.attrs.get(_STIM_IDENT) == ident:
                 arr = prev["audio"].transpose("element", "sample").data
@@ -156,7 +215,10 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
                 meta = {k: prev.attrs[k] for k in ("hash", "native_sr", "duration", "backend", "separated")
                         if k in prev.attrs}
             else:
-                values = _separate_one(stim, path, sr=sr, backend=backend, options=options)
+                if stems_dir is not None:
+                    values = _read_stems(stim, path, stems_dir, sr=sr, tolerance=stems_tolerance)
+                else:
+                    values = _separate_one(stim, path, sr=sr, backend=backend, options=options)
                 fn = os.path.join(scratch, f"{len(groups)}.npy")
                 np.save(fn, values)
                 del values
@@ -165,7 +227,7 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
                 probe = probe_audio(path)
                 meta = {"hash": workspace.input_identities([str(path)])[0]["hash"],
                         "native_sr": probe["native_sr"], "duration": values.shape[-1] / sr,
-                        "backend": backend,
+                        "backend": method,
                         "separated": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
             da_audio = xr.DataArray(values, dims=("element", "sample"), coords={"element": list(ELEMENTS)})
             clocks[stim] = energy_on_clock(da_audio, sr, rate=rate, stimulus=stim)
@@ -179,12 +241,17 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
         root = root.assign_coords(stimuli=list(ratios))
         root["energy_ratio_stimulus"].attrs = {"long_name": "voice / soundtrack energy of the whole stimulus",
                                                "units": "dB"}
-        root.attrs = {"clock_rate": float(rate), "sr": int(sr), "backend": backend,
+        root.attrs = {"clock_rate": float(rate), "sr": int(sr), "backend": method,
                       "elements": list(ELEMENTS)}
+        if stems_dir is not None:
+            root.attrs["stems_dir"] = str(stems_dir)
         tree = xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in groups.items()}})
         workspace.write(name, tree, stage="stems", params=params, inputs=inputs, model=info.get("model"),
-                        description=f"voice/soundtrack separation ({backend}) of {len(items)} stimuli",
-                        metadata={"element": list(ELEMENTS), "backend": backend,
+                        description=(f"voice/soundtrack separation ({backend}) of {len(items)} stimuli"
+                                     if stems_dir is None else
+                                     f"pre-separated voice/soundtrack stems of {len(items)} stimuli "
+                                     f"read from {stems_dir}"),
+                        metadata={"element": list(ELEMENTS), "backend": method,
                                   "stimuli": [n for n, _ in items]},
                         progress=progress)
     return [name]
@@ -193,9 +260,11 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
 def run_stems(study: Any, *, force: bool = False, progress: bool = True) -> list[str]:
     """Stage runner: the study's ``stems`` section applied to its stimuli."""
     cfg = study.section("stems")
+    stems_dir = cfg.get("stems_dir")
     return make_stems(study.workspace, study.stimuli, rate=study.rate, backend=cfg["backend"],
                       sr=int(cfg["sr"]), options=cfg["backend_options"] or {}, chunk=float(cfg["chunk"]),
-                      force=force, progress=progress)
+                      stems_dir=None if not stems_dir else study.resolve(stems_dir),
+                      stems_tolerance=float(cfg.get("stems_tolerance", 1.0)), force=force, progress=progress)
 
 
 STAGES = {
@@ -207,6 +276,12 @@ STAGES = {
             "backend_options": Field(dict, default=None,
                                      help="options of the backend (e.g. model_path, params, python, k, margin)"),
             "chunk": Field(float, default=60.0, help="seconds of audio per stored chunk"),
+            "stems_dir": Field(str, default=None,
+                               help="folder of pre-separated stems <stimulus>.voice.wav and "
+                                    "<stimulus>.soundtrack.wav, used instead of the backend"),
+            "stems_tolerance": Field(float, default=1.0,
+                                     help="seconds a pre-separated stem may differ in length from its "
+                                          "stimulus (padded/trimmed); more is an error"),
         },
         run=run_stems,
         help="decode each stimulus and separate it into voice and soundtrack (store: stems)",

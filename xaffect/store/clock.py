@@ -109,11 +109,20 @@ def to_clock(values: np.ndarray, times: np.ndarray, *, rate: float = 1.0, durati
     with np.errstate(invalid="ignore", divide="ignore"):
         out /= counts[:, None]
     if empty == "interpolate" and (counts == 0).any() and times.size:
-        centres = bin_centres(nb, rate)
+        # linear interpolation between the two frames around each empty bin's
+        # centre (constant beyond the first/last frame), for all columns at once
+        miss = np.flatnonzero(counts == 0)
+        centres = bin_centres(nb, rate)[miss]
         order = np.argsort(times)
-        for j in range(flat.shape[1]):
-            miss = counts == 0
-            out[miss, j] = np.interp(centres[miss], times[order], flat[order, j])
+        t_sorted = times[order]
+        hi = np.clip(np.searchsorted(t_sorted, centres), 1, max(t_sorted.size - 1, 1))
+        lo = hi - 1 if t_sorted.size > 1 else hi * 0
+        hi = np.minimum(hi, t_sorted.size - 1)
+        span = t_sorted[hi] - t_sorted[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.where(span > 0, (centres - t_sorted[lo]) / span, 0.0)
+        w = np.clip(w, 0.0, 1.0)[:, None]
+        out[miss] = (1 - w) * flat[order[lo]] + w * flat[order[hi]]
     elif empty != "nan" and empty != "interpolate":
         raise InputError(f"empty: must be 'nan' or 'interpolate', got {empty!r}")
     out = out.reshape((nb,) + moved.shape[1:]).astype(values.dtype if values.dtype.kind == "f" else np.float64)
