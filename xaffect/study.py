@@ -233,6 +233,25 @@ def _load_study(path: Path) -> Study:
                  config=config, top=top, stages=list(stages))
 
 
+def _quiet_mne():
+    """MNE's log level for a whole stage (unless MNE_LOGGING_LEVEL says otherwise).
+
+    MNE's per-call ``verbose=`` swaps a process-wide logger level; with stages
+    running MNE calls in several dask threads at once, one call can restore
+    "info" while another runs. Holding "error" around the stage prevents that.
+    """
+    import contextlib
+    import os
+
+    if os.environ.get("MNE_LOGGING_LEVEL"):
+        return contextlib.nullcontext()
+    try:
+        import mne
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return mne.utils.use_log_level("error")
+
+
 def run_study(study: Study, *, stages: Iterable[str] | None = None, force: bool = False,
               progress: bool = True, echo=print) -> dict[str, list[str]]:
     """Run the study's stages in order; each skips what is current.
@@ -252,7 +271,8 @@ def run_study(study: Study, *, stages: Iterable[str] | None = None, force: bool 
             raise ConfigError(f"{study.path.name}: stage {name!r} is not available")
         t0 = time.perf_counter()
         echo(f"[{i}/{len(chosen)}] {name} …")
-        done[name] = specs[name].run(study, force=force, progress=progress)
+        with _quiet_mne():
+            done[name] = specs[name].run(study, force=force, progress=progress)
         echo(f"[{i}/{len(chosen)}] {name}: {', '.join(done[name]) or 'nothing to do'} "
              f"({time.perf_counter() - t0:.1f} s)")
     return done
