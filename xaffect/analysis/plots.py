@@ -26,6 +26,11 @@ _MAX_LINES = 12
 def _targets(ds: xr.Dataset | xr.DataArray, targets: Sequence[str] | None) -> list[str]:
     have = [str(t) for t in ds["target"].values]
     if targets is None:
+        if "best_r" in ds:  # a layer profile: the targets its layers predict best
+            best = ds["best_r"]
+            best = best.max([d for d in best.dims if d != "target"], skipna=True) if best.ndim > 1 else best
+            order = np.argsort(-np.nan_to_num(np.asarray(best.values, float), nan=-np.inf))
+            return [have[i] for i in order[:_MAX_LINES]]
         return have[:_MAX_LINES]
     for t in targets:
         if t not in have:

@@ -310,6 +310,17 @@ def write_report(workspace: Any, out_dir: str | os.PathLike, *, study: Any = Non
                 parts.append(_fig_html(plots.plot_regions_surface(vals, subjects_dir=anatomy[0], subject=anatomy[1],
                                                                   title=f"best mean r ({kind})"),
                                        f"cortical surface of {anatomy[1]}"))
+    names = workspace.names()
+    if "synchrony" in names or "targets" in names:
+        from ..synchrony import plot_isc, plot_ratings
+
+        parts.append("<h2>Targets</h2>")
+        if "synchrony" in names:
+            parts.append(_fig_html(plot_isc(workspace.open("synchrony").load()),
+                                   "sliding-window inter-subject correlation, region × time"))
+        if "targets" in names:
+            parts.append(_fig_html(plot_ratings(workspace.open("targets").load()),
+                                   "continuous ratings with the inter-rater band"))
     parts.append("<h2>Provenance</h2>")
     parts.append(_table(_provenance_rows(workspace)))
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ConfigError, InputError
+from ..store.clock import run_bounds
 
 __all__ = ["leave_one_stimulus_out", "blocked_kfold", "make_delays", "delay_samples", "outer_folds"]
 
@@ -138,7 +139,7 @@ def make_delays(X: np.ndarray, groups: np.ndarray, lags: Sequence[int]) -> np.nd
         return X
     groups = np.asarray(groups)
     out = np.zeros((X.shape[0], X.shape[1] * len(lags)), dtype=X.dtype)
-    bounds = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1], True])
+    bounds = run_bounds(groups)
     for a, b in zip(bounds[:-1], bounds[1:]):
         for j, lag in enumerate(lags):
             cols = slice(j * X.shape[1], (j + 1) * X.shape[1])

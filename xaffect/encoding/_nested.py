@@ -12,6 +12,7 @@ import numpy as np
 
 from ._nulls import make_surrogates, shift_lags
 from ._solvers import decompose, fold_scores, logo_scores, score_columns, select_alphas, solve_coefs
+from ..store.clock import run_bounds
 
 __all__ = ["fit_outer_fold", "zscore_train"]
 
@@ -186,7 +187,7 @@ def _shift_null_fft(hats, groups_a, Y, ymu, train, test, inner, *, n_perm, seed)
     precomputed slice each. Returns None when a training stimulus is only
     partly in ``train`` (blocked folds with a gap), where the direct route is used.
     """
-    runs = np.flatnonzero(np.r_[True, inner[1:] != inner[:-1], True])
+    runs = run_bounds(inner)
     spans = list(zip(runs[:-1], runs[1:]))
     lags = shift_lags(inner, n_perm, seed=seed)                        # (n_perm, n_runs)
     in_train = np.zeros(inner.size, bool)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from ..stats import fdr_bh  # noqa: F401  (re-exported)
+from ..store.clock import run_bounds
 
 __all__ = ["circular_shift", "phase_randomise", "make_surrogates", "permutation_p", "fdr_bh", "fwer_maxstat"]
 
@@ -32,7 +33,7 @@ def circular_shift(Y: np.ndarray, groups: np.ndarray, rng: np.random.Generator, 
     array of shape (n_samples, n_targets)
     """
     out = np.empty_like(Y)
-    bounds = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1], True])
+    bounds = run_bounds(groups)
     for a, b in zip(bounds[:-1], bounds[1:]):
         out[a:b] = np.roll(Y[a:b], _draw_lag(rng, b - a, min_shift), axis=0)
     return out
@@ -49,7 +50,7 @@ def shift_lags(groups: np.ndarray, n: int, *, seed: int = 0, start: int = 0) -> 
     Column ``s`` is the circular shift of the ``s``-th contiguous run of ``groups``.
     """
     groups = np.asarray(groups)
-    sizes = np.diff(np.flatnonzero(np.r_[True, groups[1:] != groups[:-1], True]))
+    sizes = np.diff(run_bounds(groups))
     out = np.empty((n, sizes.size), dtype=np.int64)
     for j in range(n):
         rng = np.random.default_rng([seed, start + j])
@@ -74,7 +75,7 @@ def phase_randomise(Y: np.ndarray, groups: np.ndarray, rng: np.random.Generator)
     array of shape (n_samples, n_targets)
     """
     out = np.empty_like(Y)
-    bounds = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1], True])
+    bounds = run_bounds(groups)
     for a, b in zip(bounds[:-1], bounds[1:]):
         n = b - a
         F = np.fft.rfft(Y[a:b], axis=0)

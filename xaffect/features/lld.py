@@ -85,6 +85,32 @@ def lld_frames(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return values, times
 
 
+def _checked_audio(audio: np.ndarray, sr: float, *, rate: float, resample: bool,
+                   stimulus: str | None) -> tuple[np.ndarray, float, int]:
+    """Validate a mono waveform, bring it to 16 kHz, and count its clock bins.
+
+    Returns
+    -------
+    y : array of shape (n_samples,), float32 at 16 kHz
+    duration : float
+        Seconds.
+    nb : int
+        Complete clock bins at ``rate``.
+    """
+    what = f"stimulus {stimulus!r}" if stimulus else "audio"
+    y = np.asarray(audio, dtype=np.float32)
+    if y.ndim != 1:
+        raise InputError(f"{what}: expected a mono waveform (n_samples,), got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise InputError(f"{what}: audio holds NaN or infinite samples")
+    y = resample_audio(y, sr, SR, resample=resample, what=what)
+    duration = y.size / SR
+    nb = n_bins(duration, rate)
+    if nb == 0:
+        raise InputError(f"{what}: {duration:.3f} s is shorter than one clock bin at {rate} Hz")
+    return y, duration, nb
+
+
 def lld(audio: np.ndarray, sr: float, *, rate: float = 1.0, resample: bool = True,
         stimulus: str | None = None) -> xr.DataArray:
     """Twelve classical descriptors on the clock.
@@ -105,17 +131,7 @@ def lld(audio: np.ndarray, sr: float, *, rate: float = 1.0, resample: bool = Tru
     xarray.DataArray of shape (time, descriptor), float32
         Coordinates ``onset`` (bin centres) and ``descriptor`` (:data:`LLD_NAMES`).
     """
-    what = f"stimulus {stimulus!r}" if stimulus else "audio"
-    y = np.asarray(audio, dtype=np.float32)
-    if y.ndim != 1:
-        raise InputError(f"{what}: expected a mono waveform (n_samples,), got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise InputError(f"{what}: audio holds NaN or infinite samples")
-    y = resample_audio(y, sr, SR, resample=resample, what=what)
-    duration = y.size / SR
-    nb = n_bins(duration, rate)
-    if nb == 0:
-        raise InputError(f"{what}: {duration:.3f} s is shorter than one clock bin at {rate} Hz")
+    y, duration, nb = _checked_audio(audio, sr, rate=rate, resample=resample, stimulus=stimulus)
     values, times = lld_frames(y)
     f0_col = LLD_NAMES.index("f0")
     voiced = np.isfinite(values[:, f0_col])

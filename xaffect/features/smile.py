@@ -14,13 +14,12 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..errors import ConfigError, InputError
-from ..store.clock import bin_centres, n_bins, to_clock
-from .hf import resample_audio
+from ..errors import ConfigError
+from ..store.clock import bin_centres, to_clock
+from .lld import SR, _checked_audio
 
 __all__ = ["egemaps"]
 
-SR = 16000
 
 
 def _smile():
@@ -52,17 +51,7 @@ def egemaps(audio: np.ndarray, sr: float, *, rate: float = 1.0, resample: bool =
     xarray.DataArray of shape (time, descriptor), float32
         25 descriptors named as openSMILE names them.
     """
-    what = f"stimulus {stimulus!r}" if stimulus else "audio"
-    y = np.asarray(audio, dtype=np.float32)
-    if y.ndim != 1:
-        raise InputError(f"{what}: expected a mono waveform (n_samples,), got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise InputError(f"{what}: audio holds NaN or infinite samples")
-    y = resample_audio(y, sr, SR, resample=resample, what=what)
-    duration = y.size / SR
-    nb = n_bins(duration, rate)
-    if nb == 0:
-        raise InputError(f"{what}: {duration:.3f} s is shorter than one clock bin at {rate} Hz")
+    y, duration, nb = _checked_audio(audio, sr, rate=rate, resample=resample, stimulus=stimulus)
     df = _smile().process_signal(y, SR)
     start = df.index.get_level_values("start").total_seconds().to_numpy()
     end = df.index.get_level_values("end").total_seconds().to_numpy()

@@ -29,7 +29,7 @@ from ..errors import InputError
 __all__ = [
     "frame_times", "n_bins", "bin_centres", "to_clock", "on_clock", "concat_stimuli",
     "split_stimuli", "stimulus_slices", "window_starts", "window_mean", "check_same_clock",
-    "stimulus_table",
+    "stimulus_table", "run_bounds",
 ]
 
 _EPS = 1e-9
@@ -200,19 +200,27 @@ def concat_stimuli(items: Mapping[str, xr.DataArray | xr.Dataset], *, dim: str =
     return out
 
 
+def run_bounds(labels: np.ndarray) -> np.ndarray:
+    """Start of every run of equal labels, plus the end: array of shape (n_runs + 1,).
+
+    Run ``k`` of ``labels`` (e.g. the stimulus of each clock step) is
+    ``labels[bounds[k]:bounds[k + 1]]``.
+    """
+    labels = np.asarray(labels)
+    return np.flatnonzero(np.r_[True, labels[1:] != labels[:-1], True])
+
+
 def stimulus_slices(obj: xr.DataArray | xr.Dataset, *, dim: str = "time") -> dict[str, slice]:
     """Positions along ``time`` that each stimulus occupies (in order)."""
     if "stimulus" not in obj.coords:
         raise InputError("no 'stimulus' coordinate along time")
     names = np.asarray(obj["stimulus"].values).astype(str)
     out: dict[str, slice] = {}
-    start = 0
-    for i in range(1, names.size + 1):
-        if i == names.size or names[i] != names[start]:
-            if names[start] in out:
-                raise InputError(f"stimulus {names[start]!r} appears in two separate runs along time")
-            out[names[start]] = slice(start, i)
-            start = i
+    bounds = run_bounds(names) if names.size else np.array([0])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if names[a] in out:
+            raise InputError(f"stimulus {names[a]!r} appears in two separate runs along time")
+        out[names[a]] = slice(int(a), int(b))
     return out
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..store.clock import window_starts
+from ..store.clock import run_bounds, window_starts
 from . import _kernels as K
 
 __all__ = ["sliding_isc", "isc_test", "band_envelopes", "fdr_bh", "fisher_mean", "BANDS", "ISCWarning",
@@ -102,8 +102,8 @@ def _from_dataarray(data: xr.DataArray, sfreq: float | None) -> tuple[dict, list
     regions = [str(r) for r in (data["region"].values if "region" in data.coords else range(data.sizes["region"]))]
     if "stimulus" in data.coords and data["stimulus"].dims == (tdim,):
         names = np.asarray(data["stimulus"].values).astype(str)
-        cut = np.flatnonzero(names[1:] != names[:-1]) + 1
-        bounds = list(zip(np.r_[0, cut], np.r_[cut, names.size]))
+        edges = run_bounds(names)
+        bounds = list(zip(edges[:-1], edges[1:]))
     else:
         names = np.array(["stimulus"] * data.sizes[tdim])
         bounds = [(0, data.sizes[tdim])]
