@@ -1,19 +1,34 @@
-"""Benchmark: one voxelwise-scale ridge cell, xaffect vs himalaya, same data, same folds.
+"""Benchmark: one outer fold of the ridge grid, xaffect vs what a himalaya expert runs, and the physical floor.
 
-The issue's cell: 3 delays x 768 units (2304 features), 20 000 targets,
-3600 samples (15 stimuli x 240 s), 21 alphas, inner leave-one-stimulus-out.
-Both sides fit ``RidgeCV`` with the same inner folds; xaffect also runs the
-grid's unit of work (one outer fold: inner CV by the hat-matrix identity,
-refit, held-out r). Medians over repeats, ratio, and the peak of memory
-allocated during each side (tracemalloc, numpy buffers included).
+Same data, same folds, one process, interleaved repeats. The cell is the
+seed's: stimuli x 240 s on a 1 Hz clock, 768 features (``--units`` x
+``--delays``), 21 alphas, inner leave-one-stimulus-out, one held-out
+stimulus. Sides:
 
-    python benchmarks/bench_ridge.py           # scaled down (a few minutes)
-    python benchmarks/bench_ridge.py --full    # 2304 features x 20 000 targets x 3600 samples
+* **xaffect** ``fit_outer_fold`` (the grid's unit of work: inner LOGO scores
+  for every alpha, per-target alpha, refit, held-out r) in float32 and
+  float64, numpy backend (and torch CPU with ``--torch``);
+* **himalaya** ``RidgeCV`` as its documentation recommends: float32 arrays,
+  its own ``n_targets_batch``, inner folds = the same leave-one-stimulus-out
+  splits, then ``predict`` on the held-out stimulus; numpy and torch
+  backends, the faster is the baseline;
+* **floor**: the flops the cell cannot avoid -- Gram ``2np^2``, ``X'Y``
+  ``2npT``, the exact scoring of every alpha on every inner fold (hat blocks
+  ``2 a n_k^2 r``, residuals ``2 a n r T``, solves ``a n_k^3/3 + 2 a n_k^2 T``),
+  held-out prediction -- at this machine's measured GEMM rate, plus the
+  measured time of one ``eigh`` of the Gram.
+
+    python benchmarks/bench_ridge.py                      # 68 targets, 15 stimuli
+    python benchmarks/bench_ridge.py --targets 2000
+    python benchmarks/bench_ridge.py --targets 20000 --repeats 1
+
+Prints medians, ratios, peak traced memory and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import tracemalloc
 import warnings
@@ -21,63 +36,127 @@ import warnings
 import numpy as np
 
 
-def measure(fn, repeats):
-    times, peak = [], 0
+def timed(fn):
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return dt, peak, out
+
+
+def gemm_rate(dtype, n=2048, repeats=3) -> float:
+    """Measured GEMM flop rate (flop/s) of this machine's BLAS for ``dtype``."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    a @ a
+    best = np.inf
     for _ in range(repeats):
-        tracemalloc.start()
         t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-        peak = max(peak, tracemalloc.get_traced_memory()[1])
-        tracemalloc.stop()
-    return float(np.median(times)), peak / 2**20
+        a @ a
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+def floor_seconds(n, p, T, n_alphas, sizes, rate, t_eigh) -> float:
+    r = min(n, p)
+    fl = 2 * n * p * p + 2 * n * p * T
+    fl += sum(2 * n_alphas * k * k * r + k ** 3 / 3 * n_alphas + 2 * n_alphas * k * k * T for k in sizes)
+    fl += 2 * n_alphas * n * r * T
+    return fl / rate + t_eigh
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true")
     ap.add_argument("--units", type=int, default=256)
     ap.add_argument("--delays", type=int, default=3)
-    ap.add_argument("--targets", type=int, default=2000)
-    ap.add_argument("--stimuli", type=int, default=6)
+    ap.add_argument("--targets", type=int, default=68)
+    ap.add_argument("--stimuli", type=int, default=15)
     ap.add_argument("--seconds", type=int, default=240)
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--blas-threads", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--targets-batch", type=int, default=2000, help="himalaya n_targets_batch and xaffect's")
+    ap.add_argument("--torch", action="store_true", help="also xaffect on torch CPU")
+    ap.add_argument("--skip-himalaya", action="store_true")
     args = ap.parse_args()
-    if args.full:
-        args.units, args.targets, args.stimuli = 768, 20000, 15
-    import himalaya.ridge
-    from threadpoolctl import threadpool_limits
 
-    from xaffect.encoding import DEFAULT_ALPHAS, RidgeCV
+    import himalaya.backend
+    import himalaya.ridge
+
+    from xaffect.encoding import DEFAULT_ALPHAS
     from xaffect.encoding._cv import make_delays
     from xaffect.encoding._nested import fit_outer_fold
+    from xaffect.encoding._solvers import score_columns
 
-    threadpool_limits(limits=args.blas_threads)
     rng = np.random.default_rng(0)
     n = args.stimuli * args.seconds
     groups = np.repeat(np.arange(args.stimuli), args.seconds)
     X = make_delays(rng.standard_normal((n, args.units)), groups, list(range(args.delays)))
-    Y = X[:, :16] @ rng.standard_normal((16, args.targets)) * 0.1 + rng.standard_normal((n, args.targets))
-    X, Y = (X - X.mean(0)) / X.std(0), Y - Y.mean(0)
-    folds = [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in range(args.stimuli)]
-    print(f"cell: {X.shape[1]} features ({args.delays} delays x {args.units} units), {args.targets} targets, "
-          f"{n} samples, {args.stimuli} inner folds, 21 alphas, BLAS threads {args.blas_threads}")
-    res = {}
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    Y = (X[:, :16] @ rng.standard_normal((16, args.targets)).astype(np.float32) * 0.1
+         + rng.standard_normal((n, args.targets)).astype(np.float32))
+    p = X.shape[1]
+    test_stim = 0
+    tr, te = np.flatnonzero(groups != test_stim), np.flatnonzero(groups == test_stim)
+    inner = [(np.flatnonzero(groups[tr] != g), np.flatnonzero(groups[tr] == g))
+             for g in np.unique(groups[tr])]
+    print(f"cell: {p} features ({args.delays} delays x {args.units} units), {args.targets} targets, "
+          f"{n} samples ({args.stimuli} stimuli x {args.seconds} s), one outer fold, "
+          f"{len(inner)} inner folds, {len(DEFAULT_ALPHAS)} alphas")
+
+    def ours(dtype, backend="numpy"):
+        return lambda: fit_outer_fold(X, Y, tr, te, groups, alphas=DEFAULT_ALPHAS, scoring="r",
+                                      dtype=dtype, backend=backend, n_targets_batch=args.targets_batch)
+
+    def him(backend):
+        def run():
+            himalaya.backend.set_backend(backend, on_error="raise")
+            m = himalaya.ridge.RidgeCV(alphas=DEFAULT_ALPHAS, cv=inner, fit_intercept=True,
+                                       solver_params=dict(n_targets_batch=args.targets_batch, warn=False))
+            m.fit(X[tr], Y[tr])
+            pred = np.asarray(himalaya.backend.get_backend().to_numpy(m.predict(X[te])))
+            return {"r": score_columns(Y[te].astype(np.float64), pred[None].astype(np.float64), "r")[0],
+                    "alpha": np.asarray(himalaya.backend.get_backend().to_numpy(m.best_alphas_))}
+        return run
+
+    sides = {"xaffect float32": ours("float32"), "xaffect float64": ours("float64")}
+    if args.torch:
+        sides["xaffect torch-cpu float32"] = ours("float32", "torch")
+    if not args.skip_himalaya:
+        sides["himalaya numpy float32"] = him("numpy")
+        sides["himalaya torch-cpu float32"] = him("torch")
+    times = {k: [] for k in sides}
+    peaks, outs = {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t, m = measure(lambda: res.setdefault("ours", RidgeCV(DEFAULT_ALPHAS, cv=folds).fit(X, Y)), args.repeats)
-        print(f"xaffect RidgeCV:      median {t:8.2f} s   peak alloc {m:8.0f} MB")
-        t2, m2 = measure(lambda: res.setdefault("him", himalaya.ridge.RidgeCV(
-            alphas=DEFAULT_ALPHAS, cv=folds, fit_intercept=True, solver_params=dict(warn=False)).fit(X, Y)),
-            args.repeats)
-        print(f"himalaya RidgeCV:     median {t2:8.2f} s   peak alloc {m2:8.0f} MB")
-        same = np.mean(np.isclose(res["ours"].best_alphas_, np.asarray(res["him"].best_alphas_), rtol=1e-5))
-        print(f"ratio {t2 / t:.2f}x; same best alpha for {100 * same:.2f}% of targets")
-        tr, te = folds[0]
-        t3, m3 = measure(lambda: fit_outer_fold(X, Y, tr, te, groups, alphas=DEFAULT_ALPHAS), args.repeats)
-        print(f"xaffect one outer fold of the grid (inner CV on the other {args.stimuli - 1} stimuli): "
-              f"{t3:.2f} s, peak alloc {m3:.0f} MB")
+        for _ in range(args.repeats):                  # interleaved
+            for k, fn in sides.items():
+                dt, pk, out = timed(fn)
+                times[k].append(dt)
+                peaks[k] = max(peaks.get(k, 0), pk)
+                outs[k] = out
+    t_eigh = min(timed(lambda: np.linalg.eigh(X[tr].T.astype(np.float64) @ X[tr].astype(np.float64)))[0]
+                 for _ in range(2))
+    sizes = np.bincount(groups[tr])[np.bincount(groups[tr]) > 0]
+    floor32 = floor_seconds(tr.size, p, args.targets, len(DEFAULT_ALPHAS), sizes, gemm_rate(np.float32), t_eigh)
+    floor64 = floor_seconds(tr.size, p, args.targets, len(DEFAULT_ALPHAS), sizes, gemm_rate(np.float64), t_eigh)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(f"\n{'side':28s} {'median s':>9s} {'peak MiB':>9s}  x floor")
+    for k in sides:
+        fl = floor32 if "32" in k else floor64
+        print(f"{k:28s} {med[k]:9.2f} {peaks[k]:9.0f}  {med[k] / fl:6.1f}x")
+    print(f"{'floor float32 (GEMM rate)':28s} {floor32:9.2f}")
+    print(f"{'floor float64 (GEMM rate)':28s} {floor64:9.2f}")
+    hims = [k for k in sides if k.startswith("himalaya")]
+    if hims:
+        best_him = min(hims, key=med.get)
+        print(f"\nspeed-up xaffect float32 vs {best_him}: {med[best_him] / med['xaffect float32']:.2f}x")
+        ref = outs["xaffect float64"]
+        for k in ["xaffect float32", best_him]:
+            o = outs[k]
+            same = np.mean(np.isclose(np.asarray(o["alpha"], float), ref["alpha"], rtol=1e-5))
+            dr = np.nanmax(np.abs(np.asarray(o["r"], float) - ref["r"]))
+            print(f"{k}: same alpha as xaffect float64 for {100 * same:.1f}% of targets; max |r diff| {dr:.2e}")
+    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

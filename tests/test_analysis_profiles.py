@@ -57,42 +57,59 @@ def test_fdr_matches_statsmodels_formula():
 
 def test_layer_profile_and_best_layer():
     s = make_scores()
-    prof = layer_profile(s, feature_set="hubert", element="voice")
+    prof = layer_profile(s, feature_set="hubert", element="voice", n_boot=300)
     assert set(prof["mean"].dims) == {"layer", "target"}
     assert -1 not in prof["layer"].values
     assert int(prof["best_layer"].sel(target="rating:arousal")) == 7
     assert (prof["lower"] <= prof["mean"]).all() and (prof["upper"] >= prof["mean"]).all()
-    # CI half-width = t * sd / sqrt(n)
+    # corrected resampled t band: t * sd * sqrt(1/n + n_test/n_train), n_test/n_train = 1/(n-1)
+    n = len(FOLDS)
     sub = s["r"].sel(feature_set="hubert", element="voice", target="rating:arousal", layer=3).values
-    half = stats.t.ppf(0.975, len(FOLDS) - 1) * sub.std(ddof=1) / np.sqrt(len(FOLDS))
+    half = stats.t.ppf(0.975, n - 1) * sub.std(ddof=1) * np.sqrt(1 / n + 1 / (n - 1))
     np.testing.assert_allclose(float(prof["upper"].sel(layer=3, target="rating:arousal")), sub.mean() + half)
-    bl = best_layer(s, feature_set="hubert")
+    a = prof.sel(target="rating:arousal")
+    assert float(a["best_lower"]) <= 7 <= float(a["best_upper"]) and float(a["best_share"]) > 0.5
+    # selection-honest score: each fold at the layer chosen on the other folds, never above the optimistic max
+    assert float(a["best_r_cv"]) <= float(a["best_r"]) + 1e-12
+    assert bool(a["significant"].sel(layer=7)) and not bool(prof["significant"].sel(target="isc:null-rh").any())
+    bl = best_layer(s, feature_set="hubert", n_boot=200)
     assert bl.sel(target="rating:arousal").values.tolist() == [7, 7, 7]
+    assert set(bl.coords) >= {"lower", "upper", "share", "r_cv"}
 
 
-def test_centroid_layer_brute_force():
+def test_centroid_layer_over_layers_that_beat_their_null():
     s = make_scores()
-    c = centroid_layer(s, feature_set="hubert", element="voice")
+    c = centroid_layer(s, feature_set="hubert", element="voice", n_boot=300)
     m = s["r"].sel(feature_set="hubert", element="voice", target="rating:arousal").mean("fold")
-    m = m.sel(layer=m.layer >= 0)
-    w = np.clip(m.values, 0, None)
-    np.testing.assert_allclose(float(c.sel(target="rating:arousal")), (w * m.layer.values).sum() / w.sum())
-    assert 6.5 < float(c.sel(target="rating:arousal")) < 7.5
-    # a target never positive has no centroid
-    s2 = s.copy(deep=True)
-    s2["r"].loc[dict(target="isc:null-rh")] = -0.1
-    assert np.isnan(float(centroid_layer(s2, feature_set="hubert", element="voice").sel(target="isc:null-rh")))
+    sig = s["p_fdr"].sel(feature_set="hubert", element="voice", target="rating:arousal") < 0.05
+    m, sig = m.sel(layer=m.layer >= 0), sig.sel(layer=m.layer >= 0)
+    assert 0 < int(sig.sum()) < 13
+    w = np.where(sig, np.clip(m.values, 0, None), 0)
+    a = c.sel(target="rating:arousal")
+    np.testing.assert_allclose(float(a), (w * m.layer.values).sum() / w.sum())
+    assert 6.5 < float(a) < 7.5 and float(a["lower"]) <= float(a) <= float(a["upper"])
+    assert float(a["upper"]) - float(a["lower"]) < 1.0 and str(a["reason"].values) == ""
+    # the flat null target: no layer beats its null, so no centroid (it used to read the middle layer)
+    n = c.sel(target="isc:null-rh")
+    assert np.isnan(float(n)) and "no layer beats its null" in str(n["reason"].values)
+    assert int(n["n_layers_significant"]) == 0
 
 
-def test_middle_vs_final_finds_band_around_7():
+def test_middle_vs_final_preset_band():
     s = make_scores()
     res = middle_vs_final(s, feature_set="hubert", element="voice")
     a = res.sel(target="rating:arousal")
     assert res.attrs["final_layer"] == 12
-    assert int(a["band_start"]) <= 5 and int(a["band_end"]) >= 9 and int(a["band_end"]) < 12
-    assert float(a["band_p"]) < 1e-3
-    # no band where layers are flat
-    assert int(res["band_start"].sel(target="isc:null-rh")) == -1
+    # the seed's 7-14 of 24 layers, scaled to layers 0-12: 3.5..7 -> 4..7
+    assert res.attrs["band"] == [4, 7] and int(a["band_start"]) == 4 and int(a["band_end"]) == 7
+    assert float(a["band_p"]) < 1e-3 and float(a["band_difference"]) > 0.2
+    # the data-picked band is still there, named exploratory
+    assert int(a["exploratory_band_start"]) <= 5 and 9 <= int(a["exploratory_band_end"]) < 12
+    assert int(res["exploratory_band_start"].sel(target="isc:null-rh")) == -1
+    assert float(res["band_p"].sel(target="isc:null-rh")) > 0.01
+    # a band fixed by hand, and final layers as a set
+    res2 = middle_vs_final(s, feature_set="hubert", element="voice", band=(6, 8), final=[11, 12])
+    assert res2.attrs["band"] == [6, 8] and res2.attrs["final_layers"] == [11, 12]
     with pytest.raises(InputError, match="final"):
         middle_vs_final(s, feature_set="hubert", element="voice", final=40)
 
@@ -102,12 +119,20 @@ def test_element_contrast_and_energy_ratio():
     # make the voice advantage grow with the voice/soundtrack energy ratio across folds
     ratio = np.logspace(-1, 1, len(FOLDS))
     s["r"].loc[dict(feature_set="hubert", element="voice", target="rating:arousal")] += 0.2 * np.log10(ratio)
-    er = xr.DataArray(ratio, dims="stimulus", coords={"stimulus": FOLDS})
+    er = xr.DataArray(10 * np.log10(ratio), dims="stimulus", coords={"stimulus": FOLDS}, attrs={"units": "dB"})
     res = element_contrast(s, feature_set="hubert", energy_ratio=er)
     assert res["preferred"].sel(target="rating:arousal").item() == "voice"
     assert int(res["layer"].sel(target="rating:arousal")) == 7
     assert float(res["p"].sel(target="rating:arousal")) < 1e-3
     assert float(res["energy_rho"].sel(target="rating:arousal")) > 0.8
+    assert float(res["energy_p"].sel(target="rating:arousal")) < 0.01
+    assert int(res["energy_n"].sel(target="rating:arousal")) == len(FOLDS)
+    # read in the stored unit: dB as is (never log10 of dB), a linear ratio converted
+    np.testing.assert_allclose(res["energy_ratio_db"].values, 10 * np.log10(ratio), rtol=1e-6)
+    lin = element_contrast(s, feature_set="hubert", energy_ratio=er.copy(data=ratio).assign_attrs(units="1"))
+    np.testing.assert_allclose(lin["energy_ratio_db"].values, 10 * np.log10(ratio))
+    with pytest.raises(InputError, match="energy_ratio: units"):
+        element_contrast(s, feature_set="hubert", energy_ratio=er.assign_attrs(units=None))
     cl = element_contrast(s, feature_set="lld")
     assert cl["preferred"].sel(target="region:insula-lh").item() == "soundtrack"
     with pytest.raises(InputError, match="held-out stimulus"):
@@ -117,9 +142,11 @@ def test_element_contrast_and_energy_ratio():
 def test_deep_vs_classical():
     s = make_scores()
     res = deep_vs_classical(s, element="soundtrack")
-    assert res.attrs == {"deep": "hubert", "classical": "lld"}
+    assert (res.attrs["deep"], res.attrs["classical"]) == ("hubert", "lld")
+    assert "other folds" in res.attrs["selection"] and set(res["layer_selected"].dims) == {"target", "fold"}
     assert float(res["mean_difference"].sel(target="region:insula-lh")) < -0.4
     assert float(res["p"].sel(target="region:insula-lh")) < 1e-3
+    assert float(res["ci_high"].sel(target="region:insula-lh")) < -0.3  # the corrected interval excludes 0
 
 
 def test_recovered_effects_and_ground_truth():
@@ -151,3 +178,18 @@ def test_bad_input_names_culprit():
         layer_profile(s, feature_set="hubert", element="drums")
     with pytest.raises(InputError, match="'r'"):
         best_layer(xr.Dataset(), feature_set="hubert")
+
+
+def test_profile_null_band_is_the_permutation_null_quantiles():
+    s = make_scores()
+    rng = np.random.default_rng(0)
+    null = rng.normal(0, 0.05, s["p"].shape + (200,))
+    null[0, 3, 1, 0, :5] = np.nan                 # a few missing surrogates are skipped
+    s["null"] = (s["p"].dims + ("perm",), null)
+    prof = layer_profile(s, feature_set="hubert", n_boot=50)
+    ref = s["null"].sel(feature_set="hubert", layer=list(range(13)), drop=True).quantile([0.025, 0.975], "perm")
+    np.testing.assert_allclose(prof["null_lower"].transpose(*ref.dims[1:]), ref.isel(quantile=0))
+    np.testing.assert_allclose(prof["null_upper"].transpose(*ref.dims[1:]), ref.isel(quantile=1))
+    # the planted peak sits far above its null band; the null target inside it
+    a = prof.sel(target="rating:arousal", element="voice", layer=7)
+    assert float(a["mean"]) > float(a["null_upper"])

@@ -87,3 +87,120 @@ def test_study_templates_validate(path):
     study = load_study(path, check_files=False)
     assert study.stimuli and study.stages
     assert "encode" in study.config
+
+
+# --------------------------------------------------------------- a command that answers at once
+HEAVY_MODULES = ("scipy.signal", "pandas", "matplotlib", "torch", "mne", "xarray", "dask", "zarr", "sklearn",
+                 "transformers", "librosa", "intake")
+
+_PROBE = """
+import sys
+from click.testing import CliRunner
+from xaffect.cli import main
+r = CliRunner().invoke(main, sys.argv[1:])
+assert r.exit_code == 0, r.output
+heavy = [m for m in {heavy!r} if m in sys.modules]
+print("HEAVY=" + ",".join(heavy))
+"""
+
+
+def _help_imports(*args):
+    r = subprocess.run([sys.executable, "-c", _PROBE.format(heavy=HEAVY_MODULES), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return [m for m in r.stdout.strip().rpartition("HEAVY=")[2].split(",") if m]
+
+
+def test_help_imports_no_heavy_module():
+    from xaffect.cli import COMMANDS, STAGE_HELP
+
+    assert _help_imports("--help") == []
+    assert _help_imports("-V") == []
+    # every command's own --help, in one process (a fresh subprocess per command would cost ~1 s each)
+    probe = ("import sys\nfrom click.testing import CliRunner\nfrom xaffect.cli import main\n"
+             "for cmd in sys.argv[1:]:\n"
+             "    r = CliRunner().invoke(main, cmd.split() + ['--help'])\n"
+             "    assert r.exit_code == 0 and 'Usage:' in r.output, (cmd, r.output)\n"
+             f"print('HEAVY=' + ','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n")
+    names = [*COMMANDS, *STAGE_HELP, "init", "run", "setup spleeter", "catalog ls", "catalog show"]
+    r = subprocess.run([sys.executable, "-c", probe, *names], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().rpartition("HEAVY=")[2] == "", r.stdout
+
+
+def test_import_xaffect_is_light_and_lazy():
+    r = subprocess.run([sys.executable, "-c", "import sys, xaffect\n"
+                        f"print('HEAVY=' + ','.join(m for m in {HEAVY_MODULES!r} if m in sys.modules))"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "HEAVY="
+    # names and sub-packages resolve on first access, to the real objects
+    import xaffect.store
+
+    assert xaffect.Workspace is xaffect.store.Workspace and xaffect.use_scheduler is xaffect.store.use_scheduler
+    assert xaffect.encoding is sys.modules["xaffect.encoding"] and "Workspace" in dir(xaffect)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        xaffect.nonsense  # noqa: B018
+
+
+def test_command_table_matches_the_implementations():
+    """Every lazily listed command resolves; each front end declares what its implementation does."""
+    import click
+
+    from xaffect import commands
+    from xaffect.cli import COMMANDS, STAGE_HELP, _resolve
+    from xaffect.features.models import RANDOM_MODEL_KINDS
+    from xaffect.study import STAGE_ORDER
+
+    assert tuple(STAGE_HELP) == STAGE_ORDER
+    assert commands.RANDOM_MODEL_KINDS == RANDOM_MODEL_KINDS
+    for name in COMMANDS:
+        assert _resolve(name).name == name
+
+    def signature(cmd):
+        return [(p.name, tuple(p.opts), p.default, p.required, getattr(p, "is_flag", False),
+                 p.type.to_info_dict()) for p in cmd.params]
+
+    for name in commands.FRONTS:
+        front = commands.setup.commands["spleeter"] if name == "spleeter" else _resolve(name)
+        impl = commands.implementation(name)
+        assert isinstance(impl, click.Command) and impl is not front
+        assert signature(front) == signature(impl), (
+            f"xaffect/commands.py: the front end of {name!r} must declare the same arguments and options as "
+            f"{commands.FRONTS[name]} (add the new one there too)")
+
+
+def test_front_end_runs_its_implementation(tmp_path):
+    """A front end forwards its arguments: synthetic-subject writes the FreeSurfer subject."""
+    r = CliRunner().invoke(main, ["synthetic-subject", str(tmp_path / "subjects"), "--subject", "s-cli"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "subjects" / "s-cli" / "label" / "lh.aparc.annot").is_file()
+    r = CliRunner().invoke(main, ["synthetic-subject", str(tmp_path / "subjects"), "--subject", "s-cli"])
+    assert r.exit_code == 0, r.output          # an existing subject is kept (no --overwrite)
+
+
+def test_imports_flow_one_way():
+    """Nothing imports the command line, and only datasets/ imports datasets/ (simulations sit on top)."""
+    import ast
+
+    root = Path(xaffect.__file__).parent
+    wrong = []
+    for f in sorted(root.rglob("*.py")):
+        mod = ".".join(("xaffect", *f.relative_to(root).with_suffix("").parts))
+        package = mod if f.name == "__init__.py" else mod.rpartition(".")[0]
+        package = package.removesuffix(".__init__")
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1]) if node.level else ""
+                target = ".".join(p for p in (base, node.module or "") if p)
+                targets = [target, *(f"{target}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for t in targets:
+                if t.startswith("xaffect.cli") and mod != "xaffect.cli" \
+                        or t.startswith("xaffect.datasets") and not mod.startswith("xaffect.datasets"):
+                    wrong.append(f"{mod} imports {t}")
+    assert wrong == []

@@ -32,7 +32,7 @@ def test_quick_demo_recovers_every_planted_effect(tmp_path, seed):
     kinds = {p["target"].split(":")[0] for p in truth["planted"]}
     assert kinds == {"rating", "region", "isc"}
     deep = [p for p in truth["planted"] if p["layer"] is not None]
-    assert deep and deep[0]["feature_set"].startswith("hubert-random") and deep[0]["element"] == "voice"
+    assert deep and deep[0]["feature_set"].startswith("crepe") and deep[0]["element"] == "original"
     for row in cmp["planted"]:
         assert row["layer_ok"], f"seed {seed}: {row['target']}: best layer {row['recovered_layer']}, planted {row['layer']}"
         assert row["element_ok"], f"seed {seed}: {row['target']}: {row['preferred_element']} preferred over {row['element']}"
@@ -44,3 +44,7 @@ def test_quick_demo_recovers_every_planted_effect(tmp_path, seed):
     html = Path(res["report"]).read_text()
     assert "TRUE voice and soundtrack" in html
     assert json.loads((Path(res["report"]).parent / "summary.json").read_text())["comparison"] == cmp
+    if seed == 0:  # the README's Python snippets, verbatim, on this demo (see tests/test_readme.py)
+        from test_readme import run_readme_python
+
+        run_readme_python(tmp_path / "demo")

@@ -153,3 +153,111 @@ def test_blocked_kfold_for_a_single_long_stimulus():
                   cv=5, delays=[0.0, 1.0], progress=False)
     assert list(ds["fold"].values) == [f"block{i}" for i in range(5)] and ds.attrs["gap"] == 1
     assert float(ds["r_mean"].squeeze()) > 0.7
+
+
+def test_lagged_visual_confound_is_removed_with_lagged_covariates():
+    # a picture drives the response 5 s later; the audio feature moves with the picture
+    rng = np.random.default_rng(11)
+    visual = ar1(rng, (N, 1), phi=0.3)
+    audio = visual + 0.5 * rng.standard_normal((N, 1))
+    stims = np.repeat(np.arange(S), T)
+    y = make_delays(visual, stims, [5])[:, 0] + 0.5 * rng.standard_normal(N)
+    feats = {"audio": feature_cube(audio[None, :, None], S, T)}
+    tg = target_array(y[:, None], ["rating:y"], S, T)
+    cov = target_array(visual, ["luminance"], S, T).rename(target="descriptor")
+    plain = float(fit_grid(feats, tg, delays=[4.0, 5.0, 6.0], progress=False)["r_mean"].squeeze())
+    ds = fit_grid(feats, tg, covariates=cov, delays=[4.0, 5.0, 6.0], progress=False)
+    assert plain > 0.55                                      # the confound is real
+    assert abs(float(ds["r_mean"].squeeze())) < 0.15         # and removed at its lag
+    assert "same FIR delays" in ds.attrs["covariate_delays"]
+
+
+def _fold_data(sizes, rng, n_features=4):
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    X = ar1(rng, (groups.size, n_features), phi=0.9)
+    Y = np.cumsum(rng.standard_normal((groups.size, 3)), axis=0)
+    return groups, X, Y
+
+
+@pytest.mark.parametrize("n_features", [4, 60])                  # low-rank route and hat-matrix route
+@pytest.mark.parametrize("sizes", [[40] * 6, [40, 35, 44, 40, 38, 41]])
+def test_stimulus_null_replays_the_fold_on_permuted_data(sizes, n_features):
+    from xaffect.encoding._nested import fit_outer_fold
+    from xaffect.surrogates import make_surrogates
+
+    groups, X, Y = _fold_data(sizes, np.random.default_rng(12), n_features)
+    tr, te = np.flatnonzero(groups != 2), np.flatnonzero(groups == 2)
+    out = fit_outer_fold(X, Y, tr, te, groups, alphas=[3.0], n_perm=6, null="stimulus", seed=4)
+    for j in range(6):
+        S_j = make_surrogates(Y, groups, 1, kind="stimulus", seed=4, start=j)[0]
+        ref = fit_outer_fold(X, S_j, tr, te, groups, alphas=[3.0])["r"]
+        np.testing.assert_allclose(out["r_null"][:, j], ref, atol=1e-9)
+
+
+def test_inner_folds_carry_the_outer_gap():
+    from xaffect.encoding._nested import _gapped_inner_folds
+
+    n, gap = 100, 3
+    labels = np.repeat(np.arange(5), 20)
+    train = np.flatnonzero(labels != 2)
+    folds = _gapped_inner_folds(labels[train], train, [0, 1, 3, 4], gap)
+    for (itr, ite), g in zip(folds, [0, 1, 3, 4]):
+        held = train[ite]
+        assert set(held) == set(np.flatnonzero(labels == g))
+        dist = np.abs(train[:, None] - held[None, :]).min(1)             # every training row to the held block
+        np.testing.assert_array_equal(train[itr], train[dist > gap])
+    rng = np.random.default_rng(13)
+    x = ar1(rng, (n * 3, 2), phi=0.3)
+    y = x[:, 0] + rng.standard_normal(n * 3)
+    ds = fit_grid({"f": feature_cube(x[None, :, None], 1, n * 3)}, target_array(y[:, None], ["y"], 1, n * 3),
+                  cv=4, delays=[0.0, 2.0], progress=False)
+    assert ds.attrs["inner_gap"] == ds.attrs["gap"] == 2 and float(ds["r_mean"].squeeze()) > 0.5
+
+
+def test_null_choice_and_bad_input_for_the_new_options():
+    from xaffect.errors import ConfigError
+
+    rng = np.random.default_rng(14)
+    F = _layers(rng, n_layers=1, units=3)
+    feats = {"deep": feature_cube(F[None], S, T)}
+    Y = rng.standard_normal((N, 2))
+    tg = target_array(Y, ["a", "b"], S, T)
+    ds = fit_grid(feats, tg, n_perm=9, progress=False)
+    assert ds.attrs["null"] == "stimulus" and ds.attrs["null_requested"] == "auto"
+    assert ds["p_fwer"].attrs["family"] == "feature_set x layer x element x target"
+    assert ds["p"].attrs["family"] == "single test"
+    few = {"deep": feature_cube(F[None][:, :T * 3], 3, T)}
+    with pytest.raises(ConfigError, match=r"null='stimulus': only 3 stimuli"):
+        fit_grid(few, target_array(Y[:T * 3], ["a", "b"], 3, T), n_perm=9, null="stimulus", progress=False)
+    with pytest.warns(UserWarning, match="auto -> circular shift because only 3 stimuli"):
+        ds3 = fit_grid(few, target_array(Y[:T * 3], ["a", "b"], 3, T), n_perm=9, progress=False)
+    assert ds3.attrs["null"] == "shift" and "not calibrated" in ds3.attrs["null_note"]
+    with pytest.raises(ConfigError, match=r"delays: 1.5 s is not a whole number of samples"):
+        fit_grid(feats, tg, delays=[1.5], progress=False)
+    with pytest.raises(InputError, match=r"stimulus 's0': 60 samples, fewer than the largest delay"):
+        fit_grid(feats, tg, delays=[0.0, 59.0], progress=False)
+    with pytest.raises(ConfigError, match="detrend: must be"):
+        fit_grid(feats, tg, detrend="quadratic", progress=False)
+    Yc = Y.copy()
+    Yc[T:2 * T, 1] = 3.0
+    with pytest.warns(UserWarning, match=r"constant within a stimulus.*b@s1"):
+        dc = fit_grid(feats, target_array(Yc, ["a", "b"], S, T), progress=False)
+    assert dc.attrs["constant_within_stimulus"] == ["b@s1"]
+    assert np.isnan(dc["r"].sel(target="b", fold="s1")).all() and np.isfinite(dc["r_mean"].sel(target="b")).all()
+
+
+def test_detrend_removes_within_stimulus_drift_and_is_recorded():
+    from xaffect.encoding._cv import detrend_within
+
+    stims = np.repeat(["a", "b"], [50, 70])
+    t = np.r_[np.arange(50), np.arange(70)].astype(float)
+    X = np.stack([2 + 0.3 * t, np.r_[np.zeros(50), 5 + np.cos(np.arange(70) / 70 * np.pi)]], 1)
+    lin = detrend_within(X, stims, "linear", rate=1.0)
+    np.testing.assert_allclose(lin[:, 0], 0, atol=1e-9)
+    cos = detrend_within(X, stims, "cosine", rate=1.0, high_pass=0.02)
+    assert np.abs(cos[50:, 1]).max() < 0.05 * np.abs(X[50:, 1] - X[50:, 1].mean()).max()
+    rng = np.random.default_rng(15)
+    F = _layers(rng, n_layers=1, units=2)
+    ds = fit_grid({"f": feature_cube(F[None], S, T)}, target_array(rng.standard_normal((N, 1)), ["a"], S, T),
+                  detrend="linear", progress=False)
+    assert ds.attrs["detrend"] == "linear"

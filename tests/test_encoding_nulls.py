@@ -72,3 +72,56 @@ def test_fft_shift_null_equals_direct_surrogates(monkeypatch):
     monkeypatch.setattr(nested, "_shift_null_fft", lambda *a, **k: None)
     direct = nested.fit_outer_fold(X, Y, tr, te, groups, **kw)["r_null"]
     np.testing.assert_allclose(fast, direct, atol=1e-12)
+
+
+def test_shared_surrogates_shift_bounded_away_from_zero():
+    from xaffect.surrogates import MIN_SHIFT_FRACTION, circular_shift_each, draw_shift, shift_draws
+
+    rng = np.random.default_rng(3)
+    lags = np.array([draw_shift(rng, 50) for _ in range(2000)])
+    lo = int(np.ceil(MIN_SHIFT_FRACTION * 50))
+    assert lags.min() == lo and lags.max() == 50 - lo                    # whole allowed range reached, no 0
+    x = np.cumsum(rng.standard_normal((6, 40, 2)), axis=1)
+    for _ in range(50):
+        sh = circular_shift_each(x, rng)
+        for s in range(6):
+            k = [k for k in range(40) if np.allclose(np.roll(x[s], k, axis=0), sh[s])]
+            assert len(k) == 1 and 4 <= k[0] <= 36
+    d = shift_draws(np.repeat([0, 1], [30, 20]), 200, seed=1)
+    assert d.shape == (200, 2) and (d[:, 0] >= 3).all() and (d[:, 1] >= 2).all()
+
+
+def test_shared_phase_randomisation_each_keeps_spectrum_and_nans():
+    from xaffect.surrogates import phase_randomise_each
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 64, 2))
+    ph = phase_randomise_each(x, np.random.default_rng(0))
+    np.testing.assert_allclose(np.abs(np.fft.rfft(ph, axis=1)), np.abs(np.fft.rfft(x, axis=1)), atol=1e-9)
+    assert not np.allclose(ph[0], ph[1]) and not np.allclose(ph, x)
+    x[1, 5] = np.nan
+    ph = phase_randomise_each(x, np.random.default_rng(0))
+    assert np.isnan(ph[1, 5]).all() and np.isfinite(np.delete(ph[1], 5, axis=0)).all()
+
+
+def test_stimulus_permutation_pairs_whole_series_and_refuses_too_few_stimuli():
+    import pytest
+
+    from xaffect.errors import InputError
+    from xaffect.surrogates import make_surrogates, match_length, permutation_draws
+
+    sizes = [30, 34, 30, 28, 30]
+    groups = np.repeat(np.arange(5), sizes)
+    Y = np.cumsum(np.random.default_rng(5).standard_normal((sum(sizes), 2)), axis=0)
+    S = make_surrogates(Y, groups, 20, kind="stimulus", seed=3)
+    draws = permutation_draws(groups, 20, seed=3)
+    b = np.r_[0, np.cumsum(sizes)]
+    for j in range(20):
+        assert sorted(draws[j]) == list(range(5))
+        for r in range(5):
+            d = draws[j, r]
+            np.testing.assert_array_equal(S[j, b[r]:b[r + 1]], match_length(Y[b[d]:b[d + 1]], sizes[r]))
+    ext = match_length(np.arange(4.0)[:, None], 7)[:, 0]
+    np.testing.assert_array_equal(ext, [0, 1, 2, 3, 3, 2, 1])              # mirror, continuous
+    with pytest.raises(InputError, match=r"at least 5 stimuli.*\['a', 'b', 'c', 'd'\]"):
+        make_surrogates(Y[:120], np.repeat(list("abcd"), 30), 3, kind="stimulus")

@@ -123,3 +123,32 @@ def test_grid_runs_unchanged_on_a_distributed_cluster(tmp_path):
     local = study.workspace.open("scores").load()
     xr.testing.assert_allclose(dist["r"], local["r"])
     xr.testing.assert_allclose(dist["p"], local["p"])
+
+
+def test_reduced_sets_refit_pca_inside_the_folds_by_default(tmp_path):
+    from xaffect.encoding.stage import run_encode
+    from xaffect.features import reduce_layers
+
+    study = _study(tmp_path, {"n_perm": 0, "targets": ["ratings"], "feature_sets": ["features.deep.pca2"],
+                              "alphas": [1.0, 100.0], "elements": ["original"]})
+    ws = study.workspace
+    _write_stores(ws, np.random.default_rng(3), with_regions=False)
+    red = reduce_layers(ws.open("features.deep")["activation"], n_components=2, progress=False)
+    ws.write("features.deep.pca2", red, stage="features", params={"n_components": 2}, progress=False)
+    run_encode(study, progress=False)
+    train = ws.open("scores").load()
+    assert train.attrs["pca_fit"] == "train" and list(train.attrs["pca_in_fold"]) == ["deep.pca2:2"]
+    prov = ws.provenance("scores")
+    assert prov["params"]["pca_fit"] == "train"
+    assert "store:features.deep" in [i["ref"] for i in prov["inputs"]]      # the full store is a recorded input
+    r = train["r_mean"].sel(feature_set="deep.pca2", element="original", target="rating:arousal")
+    assert float(r.sel(layer=2)) > 0.5 > float(r.sel(layer=0)) + 0.3       # the planted layer, PCA in the folds
+    study.config["encode"]["pca_fit"] = "all"
+    study2 = _study(tmp_path, dict(study.config["encode"]))
+    run_encode(study2, progress=False)
+    everything = ws.open("scores").load()
+    assert everything.attrs["pca_fit"] == "as given" and everything.attrs["pca_in_fold"] == []
+    assert not np.allclose(everything["r"].values, train["r"].values, equal_nan=True)
+    ws.remove("features.deep")
+    with pytest.raises(InputError, match=r"pca_fit: 'train' refits 'features.deep.pca2'.*'features.deep'"):
+        run_encode(_study(tmp_path, dict(study.config["encode"], pca_fit="train")), progress=False)

@@ -70,3 +70,20 @@ def test_more_components_than_rank_are_nan_and_bad_input():
         reduce_layers(cube, n_components=0)
     with pytest.raises(InputError, match="lacks dims"):
         reduce_layers(cube.isel(element=0), n_components=2)
+
+
+def test_randomized_solver_matches_the_exact_one_on_a_layer_like_spectrum():
+    from scipy.linalg import subspace_angles
+
+    rs = np.random.RandomState(2)
+    n, p = 520, 120                                                  # > 500 rows: 'auto' is randomized
+    X = (rs.randn(n, p) * np.arange(1, p + 1) ** -1.0) @ np.linalg.qr(rs.randn(p, p))[0]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):                                # tiny products: threads only contend
+        _, c_auto, _, r_auto = fit_pca(X, 12)                       # auto -> randomized at this size
+        _, c_full, _, r_full = fit_pca(X, 12, svd_solver="full")
+    assert np.degrees(subspace_angles(c_full.T, c_auto.T)).max() < 0.1               # measured 0.056 deg
+    np.testing.assert_allclose(r_auto, r_full, rtol=1e-5)
+    np.testing.assert_allclose(np.abs(np.sum(c_auto * c_full, 1)), 1.0, atol=1e-5)
+    assert (c_auto[np.arange(12), np.abs(c_auto).argmax(1)] > 0).all()   # sign convention kept

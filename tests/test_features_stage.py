@@ -62,7 +62,7 @@ def done(tmp_path_factory):
     make_random_model("wav2vec2", tmp / "models" / "w2v", seed=2)
     extractors = ("[{name: w2v, kind: hf, model: models/w2v, pca: 3, time_chunk: 2},"
                   " {name: w2v, kind: hf, model: models/w2v, random_init: true, seed: 1, layers: [0, 2], pca: null},"
-                  " {name: vggish, kind: vggish, random_init: true, layers: [0, 1, 22], pca: 2},"
+                  " {name: vggish, kind: vggish, random_init: true, layers: [1, 2, 23], pca: 2},"
                   " {kind: lld}]")
     study = _study(tmp, extractors)
     names = run_features(study, progress=False)
@@ -96,7 +96,9 @@ def test_stores_written_and_registered(done):
     rnd = cat["features.w2v-random"].read()["activation"]
     assert list(rnd["layer"].values) == [0, 2] and not np.allclose(rnd.sel(layer=2).values, act.sel(layer=2).values)
     vg = cat["features.vggish-random"].read()
-    assert list(vg["layer_name"].values) == ["InputBatch", "conv1", "EmbeddingBatch"]
+    assert list(vg["layer"].values) == [1, 2, 23]  # numbered as the seed numbers them
+    assert list(vg["layer_name"].values) == ["L01 InputBatch", "L02 conv1", "L23 EmbeddingBatch"]
+    assert list(act["layer_name"].values) == ["input", "block 1", "block 2", "block 3"]
     assert list(vg["n_units"].values) == [64, 4096, 128]
     ll = cat["features.lld"].read()["lld"]
     assert ll.dims == ("element", "time", "descriptor") and ll.shape == (3, 7, 12)
@@ -158,7 +160,7 @@ def test_command_line(tmp_path):
     res = runner.invoke(main, ["make-random-model", "vggish", str(tmp_path / "vg"), "--seed", "3"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "vg" / "vggish.pt").is_file()
-    _study(tmp_path, "[{kind: vggish, checkpoint: vg/vggish.pt, layers: [21, 22], pca: null, elements: [voice]}]",
+    _study(tmp_path, "[{kind: vggish, checkpoint: vg/vggish.pt, layers: [22, 23], pca: null, elements: [voice]}]",
            covariates="{enabled: false}")
     res = runner.invoke(main, ["features", str(tmp_path / "study.yaml"), "-q"])
     assert res.exit_code == 0, res.output

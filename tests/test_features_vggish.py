@@ -71,14 +71,16 @@ def test_cube_on_the_clock_and_checkpoint_round_trip(tmp_path):
     assert a.dims == ("time", "layer", "unit") and a.sizes["time"] == 3 and a.sizes["layer"] == 23
     assert a.sizes["unit"] == 4096
     assert list(a["n_units"].values[[0, 1, 3, 17, 22]]) == [64, 4096, 2048, 4096, 128]
-    assert np.isnan(a.sel(layer=22).values[:, 128:]).all() and np.isfinite(a.sel(layer=22).values[:, :128]).all()
+    assert list(a["layer"].values) == list(range(1, 24))  # the seed's numbering
+    assert a["layer_name"].values[0] == "L01 InputBatch" and a["layer_name"].values[-1] == "L23 EmbeddingBatch"
+    assert np.isnan(a.sel(layer=23).values[:, 128:]).all() and np.isfinite(a.sel(layer=23).values[:, :128]).all()
     # brute force: bin 1 covers [2, 4) s = the examples centred at 2.4075 and 3.3675 s
     ex, centres = vggish_examples(x)
     with torch.inference_mode():
         emb = loaded(torch.from_numpy(ex)[:, None]).numpy()
     inbin = (centres >= 2) & (centres < 4)
     assert inbin.sum() == 2
-    np.testing.assert_allclose(a.sel(layer=22).values[1, :128], emb[inbin].mean(0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a.sel(layer=23).values[1, :128], emb[inbin].mean(0), rtol=1e-5, atol=1e-6)
 
 
 def test_bad_vggish_input(tmp_path):
@@ -90,7 +92,7 @@ def test_bad_vggish_input(tmp_path):
     with pytest.raises(InputError, match="bad.pt: does not fit"):
         load_vggish(tmp_path / "bad.pt")
     net = load_vggish(random_init=True)
-    with pytest.raises(InputError, match=r"layers: \[23\] out of range for VGGish"):
-        vggish_activations(_audio(2), SR, net, layers=[0, 23])
+    with pytest.raises(InputError, match=r"layers: \[0, 24\] out of range for VGGish with layers 1..23"):
+        vggish_activations(_audio(2), SR, net, layers=[0, 1, 24])
     with pytest.raises(InputError, match="stimulus 'x'.*44100 Hz"):
         vggish_activations(_audio(2), 44100, net, resample=False, stimulus="x")

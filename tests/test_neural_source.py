@@ -173,3 +173,82 @@ def test_filter_cache_reused(anatomy):
     b = region_signals(seg, forward=fwd, labels=labels, method="dSPM", cache=cache).values
     assert len(cache) == 1
     np.testing.assert_allclose(b, a[50:200], rtol=1e-5, atol=1e-6 * np.abs(a).max())
+
+
+# ------------------------------------------------------- MNE objects in and out
+def test_inverse_operator_and_source_spaces_accepted(anatomy):
+    """forward= may be an InverseOperator (applied as it is) or a SourceSpaces (forward computed on it)."""
+    sd, info, fwd, labels = anatomy
+    raw = simulate_raw(_planted(300, info["sfreq"]), info, fwd, labels, noise=0.3, seed=11)
+    raw.set_eeg_reference("average", projection=True, verbose="error")
+    ref = region_signals(raw, forward=fwd, labels=labels, method="dSPM").values
+    inv = make_inverse(raw.info, fwd, noise_cov="identity")
+    via_inv = region_signals(raw, forward=inv, labels=labels, method="dSPM").values
+    # MNE's own path with that inverse
+    stc = mne.minimum_norm.apply_inverse_raw(raw, inv, 1 / 9, method="dSPM", pick_ori="normal", verbose="error")
+    mne_ref = mne.extract_label_time_course(stc, labels, inv["src"], mode="mean_flip", verbose="error").T
+    np.testing.assert_allclose(via_inv, mne_ref, rtol=1e-4, atol=1e-5 * np.abs(mne_ref).max())
+    # the inverse's own noise covariance is used: identity differs from the default ad-hoc one
+    assert np.abs(via_inv - ref).max() > 1e-3 * np.abs(ref).max()
+    src = mne.setup_source_space(SUBJ, spacing="oct4", subjects_dir=sd, add_dist=False, verbose="error")
+    via_src = region_signals(raw, forward=src, subjects_dir=sd, subject=SUBJ, labels=labels, method="dSPM").values
+    np.testing.assert_allclose(via_src, ref, rtol=1e-5, atol=1e-6 * np.abs(ref).max())
+    # an inverse whose channels the recording lacks: one line naming the channel
+    with pytest.raises(InputError, match=f"sub-09: channel\\(s\\) {raw.ch_names[0]} are not good EEG channels"):
+        region_signals(raw.copy().drop_channels([raw.ch_names[0]]), forward=inv, labels=labels, who="sub-09")
+    with pytest.raises(InputError, match="forward: expected an mne.Forward, InverseOperator or SourceSpaces"):
+        region_signals(raw, forward="fwd.fif", labels=labels)
+    with pytest.raises(InputError, match="sub-09: expected an mne.io.Raw or mne.Epochs, got ndarray"):
+        region_signals(raw.get_data(), forward=fwd, labels=labels, who="sub-09")
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_epochs_give_per_epoch_region_signals(anatomy, fused):
+    sd, info, fwd, labels = anatomy
+    raw = simulate_raw(_planted(500, info["sfreq"]), info, fwd, labels, noise=0.3, seed=12)
+    raw.set_eeg_reference("average", projection=True, verbose="error")
+    events = np.c_[np.arange(50, 450, 100), np.zeros(4, int), [1, 2, 1, 2]]
+    epochs = mne.Epochs(raw, events, tmin=0.0, tmax=0.49, baseline=None, preload=True, proj=False,
+                        verbose="error")
+    out = region_signals(epochs, forward=fwd, labels=labels, method="MNE", fused=fused)
+    assert out.dims == ("epoch", "time", "region") and out.shape == (4, 50, 68)
+    assert list(out["event"].values) == [1, 2, 1, 2]
+    cont = region_signals(raw, forward=fwd, labels=labels, method="MNE").values
+    for e, start in enumerate(events[:, 0]):
+        np.testing.assert_allclose(out.values[e], cont[start:start + 50], rtol=1e-4,
+                                   atol=1e-5 * np.abs(cont).max())
+    bad = mne.EpochsArray(epochs.get_data(), epochs.info, events, verbose="error")
+    bad._data[2, 5, 10] = np.nan
+    with pytest.raises(InputError, match=f"sub-04: epoch 2, channel {epochs.ch_names[5]} has NaN/inf .*0.100 s"):
+        region_signals(bad, forward=fwd, labels=labels, method="MNE", fused=fused, who="sub-04")
+    if fused:  # a baseline noise covariance comes from the epochs themselves
+        base = region_signals(epochs, forward=fwd, labels=labels, method="dSPM", noise_cov=(0.0, 0.2))
+        assert base.shape == out.shape and np.isfinite(base.values).all()
+        assert not np.allclose(base.values, region_signals(epochs, forward=fwd, labels=labels, method="dSPM").values)
+
+
+def test_region_signals_back_to_mne(anatomy):
+    from xaffect.neural import to_label_stc, to_mne_raw
+
+    sd, info, fwd, labels = anatomy
+    raw = simulate_raw(_planted(200, info["sfreq"]), info, fwd, labels, noise=0.3, seed=13)
+    sig = region_signals(raw, forward=fwd, labels=labels, method="MNE").compute()
+    out = to_mne_raw(sig)
+    assert out.ch_names == list(sig["region"].values) and out.info["sfreq"] == info["sfreq"]
+    np.testing.assert_allclose(out.get_data(), sig.values.T.astype(np.float64))
+    np.testing.assert_allclose(out.times, sig["time"].values)
+    # a label source estimate: MNE's label extraction ("mean") gives the region signals back
+    stc = to_label_stc(sig, labels, src=fwd["src"])
+    assert stc.data.shape[1] == 200 and stc.tstep == pytest.approx(1 / info["sfreq"])
+    back = mne.extract_label_time_course(stc, labels, fwd["src"], mode="mean", verbose="error").T
+    np.testing.assert_allclose(back, sig.values, rtol=1e-6, atol=1e-7 * np.abs(sig.values).max())
+    # one value per region (a score map) is a single-sample estimate
+    one = to_label_stc(sig.var("time"), labels, src=fwd["src"])
+    assert one.data.shape[1] == 1
+    # bad input: a regions store group still has its subject dim; regions that are not labels
+    store_like = sig.rename(time="sample").expand_dims(subject=["s01"])
+    with pytest.raises(InputError, match=r"select one first, e.g. signals.sel\(subject=...\)"):
+        to_mne_raw(store_like)
+    assert to_mne_raw(store_like.sel(subject="s01")).n_times == 200
+    with pytest.raises(InputError, match="region\\(s\\) nowhere-lh are not labels"):
+        to_label_stc(sig.isel(region=[0]).assign_coords(region=["nowhere-lh"]), labels)

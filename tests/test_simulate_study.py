@@ -172,39 +172,60 @@ def test_bad_input_writes_nothing(tmp_path):
     assert [p.name for p in (tmp_path / "b").iterdir()] == ["keep.txt"]
 
 
-def test_deep_plant_follows_the_model_layer(tmp_path):
-    from xaffect.features.hf import layer_activations
-    from xaffect.features.models import make_random_model
+def test_deep_plant_follows_a_trained_network_layer(tmp_path):
+    """The demo's deep plant: trained CREPE (kind: torch), whose layers differ (specificity >= 0.2)."""
+    import warnings
 
-    model = make_random_model("hubert", tmp_path / "hubert", seed=0, size="tiny")
-    # a tiny random model's layers span the same space: the simulation says so
-    with pytest.warns(UserWarning, match="specificity"):
-        path = simulate_study(tmp_path / "s", seed=1, n_stimuli=3, duration=20, n_subjects=2, model=model,
-                              progress=False, plants=[{"target": "rating:arousal", "element": "voice", "layer": 2}])
+    from xaffect.datasets.simulate import _deep_activations
+    from xaffect.features import crepe_extractor_spec
+
+    spec = crepe_extractor_spec("crepe", hop_seconds=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no low-specificity warning for a trained network
+        path = simulate_study(tmp_path / "s", seed=1, n_stimuli=3, duration=20, n_subjects=2, model=spec,
+                              deep_feature_set="crepe", progress=False,
+                              plants=[{"target": "rating:arousal", "element": "voice", "layer": 4}])
     root = path.parent
     gt = json.loads((root / "ground_truth.json").read_text())
-    assert gt["planted"] == [{"target": "rating:arousal", "element": "voice", "feature_set": "hubert", "layer": 2}]
+    assert gt["planted"] == [{"target": "rating:arousal", "element": "voice", "feature_set": "crepe", "layer": 4}]
     cfg = yaml.safe_load(path.read_text())
-    assert {"kind": "hf", "name": "hubert", "model": str(model)} in cfg["features"]["extractors"]
-    acts, ratings = [], []
+    assert cfg["features"]["extractors"][1]["kind"] == "torch" and cfg["features"]["extractors"][1]["name"] == "crepe"
+    voices, ratings = {}, []
     for s in cfg["stimuli"]:
-        v, sr = _truth(root, s["name"], "voice")
-        acts.append(layer_activations(v, sr, str(model)).values)
+        voices[s["name"]], sr = _truth(root, s["name"], "voice")
         df = pd.read_csv(root / cfg["targets"]["files"][s["name"]])
         df = df[df.scale == "arousal"]
         ratings.append(df.groupby(np.floor(df["onset"]).astype(int))["rating"].mean().values)
-    a = np.concatenate(acts).astype(float)  # (time, layer, unit)
+    acts, coords = _deep_activations(spec, voices, sr, 1.0)
+    assert coords == list(range(1, 8))
+    a = np.concatenate(list(acts.values()))  # (time, layer, unit), NaN-padded
     y = np.concatenate(ratings)
 
     def explained(layer):  # R² of the mean rating on the top 12 PCs of a layer
-        x = a[:, layer] - a[:, layer].mean(0)
-        u = np.linalg.svd(x, full_matrices=False)[0][:, :12]
+        x = a[:, coords.index(layer)]
+        x = x[:, np.isfinite(x).all(0)]
+        u = np.linalg.svd(x - x.mean(0), full_matrices=False)[0][:, :12]
         z = np.c_[np.ones(len(y)), u]
         return 1 - np.var(y - z @ np.linalg.lstsq(z, y, rcond=None)[0]) / np.var(y)
 
-    assert explained(2) > 0.7
-    spec = json.loads((root / "simulation.json").read_text())["deep_layer_specificity"]["rating:arousal"]
-    assert 0 <= spec < 0.05
+    assert explained(4) > 0.7
+    assert explained(4) > max(explained(l) for l in (1, 2, 6, 7)) + 0.1  # the layer, not the network
+    spec_fig = json.loads((root / "simulation.json").read_text())["deep_layer_specificity"]["rating:arousal"]
+    assert spec_fig >= 0.2
+
+
+def test_random_layers_that_do_not_differ_are_reported(tmp_path):
+    from xaffect.datasets.simulate import _deep_series
+    from xaffect.features.models import make_random_model
+
+    model = make_random_model("hubert", tmp_path / "hubert", seed=0, size="tiny")
+    rng = np.random.default_rng(0)
+    audios = {f"c{i}": (0.1 * rng.standard_normal(16000 * 12)).astype(np.float32) for i in range(3)}
+    series, specificity = _deep_series(model, 2, audios, 16000, 1.0)
+    assert set(series) == set(audios) and all(len(v) == 12 for v in series.values())
+    assert 0 <= specificity < 0.05  # a tiny random model's layers span the same space
+    with pytest.raises(InputError, match="layer 9 is not a layer of"):
+        _deep_series(model, 9, audios, 16000, 1.0)
 
 
 def test_specific_component_finds_the_layer_unique_direction():

@@ -207,3 +207,60 @@ def test_stems_dir_reads_pre_separated_stems(tmp_path):
     with pytest.raises(InputError, match="b.soundtrack.wav"):
         STAGES["stems"].run(load_study(tmp_path / "study.yaml"), progress=False, force=True)
     assert ws.metadata("stems")["xaffect"]["path"] == path2
+
+
+def test_auto_backend_records_which_ran_and_low_rate_recording_is_refused(tmp_path, monkeypatch):
+    """Default ``auto`` resolves to masknet here and the store says so; a recording at a rate the
+    separator cannot take names its file and leaves the store as it was."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no pretrained Demucs cached
+    monkeypatch.setenv("XAFFECT_SPLEETER_MODELS", str(tmp_path / "none"))  # no Spleeter checkpoint
+    ws = Workspace.init(tmp_path / "ws")
+    good = _write(tmp_path / "good.wav", make_mixture(2.0, SR, seed=4)["mixture"])
+    make_stems(ws, {"good": good}, progress=False)
+    prov = ws.provenance("stems")
+    assert prov["params"]["backend"] == "masknet" and prov["params"]["requested_backend"] == "auto"
+    assert prov["params"]["model"]["name"] == "masknet" and prov["params"]["model"]["hash"]
+    root = ws.open("stems")["/"]
+    assert root.attrs["backend"] == "masknet" and root.attrs["requested_backend"] == "auto"
+    audio = ws.open("stems", group="good")["audio"].values
+    np.testing.assert_allclose(audio[1] + audio[2], audio[0], atol=1e-5)
+    before = ws.metadata("stems")["xaffect"]["path"]
+    low = _write(tmp_path / "phone4k.wav", make_mixture(2.0, 4000, seed=5)["mixture"], 4000)
+    with pytest.raises(InputError, match=r"phone4k\.wav.*4000 Hz"):
+        make_stems(ws, {"good": good, "phone": low}, progress=False)
+    assert ws.metadata("stems")["xaffect"]["path"] == before
+    assert [g.lstrip("/") for g in ws.open("stems").groups if g != "/"] == ["good"]
+
+
+def test_stems_quality_against_true_stems(tmp_path):
+    """The demo's separation score: SI-SDR of the stored stems against true stems on disk, with a
+    planted codec delay found and undone; a missing true stem names its file."""
+    from xaffect.stimuli.quality import stems_quality
+
+    ws = Workspace.init(tmp_path / "ws")
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    m = make_mixture(6.0, SR, seed=8, snr_db=0.0)
+    delayed = np.concatenate([np.zeros(700, np.float32), m["mixture"]])  # as an encoder's priming would
+    stim = _write(tmp_path / "clip.wav", delayed)
+    _write(truth / "clip.voice.wav", m["voice"])
+    _write(truth / "clip.soundtrack.wav", m["soundtrack"])
+    make_stems(ws, {"clip": stim}, backend="masknet", progress=False)
+    q = stems_quality(ws, truth)
+    row = q["stimuli"]["clip"]
+    assert q["backend"] == "masknet" and row["lag_samples"] == 700
+    assert abs(row["mixture_voice"]) < 1.0  # 0 dB mixture, aligned
+    assert q["median"]["gain_voice"] == pytest.approx(row["si_sdr_voice"] - row["mixture_voice"])
+    (truth / "clip.soundtrack.wav").unlink()
+    with pytest.raises(InputError, match="clip.soundtrack.wav"):
+        stems_quality(ws, truth)
+
+
+def test_stored_rate_below_separator_minimum_is_a_config_error(tmp_path):
+    from xaffect.errors import ConfigError
+
+    ws = Workspace.init(tmp_path / "ws")
+    good = _write(tmp_path / "good.wav", make_mixture(1.0, SR, seed=4)["mixture"])
+    with pytest.raises(ConfigError, match="stems.sr: 4000 Hz"):
+        make_stems(ws, {"good": good}, backend="masknet", sr=4000, progress=False)
+    assert ws.names() == []

@@ -1,6 +1,5 @@
 """Workspace: atomic writes, provenance, identity-skip, catalog readable by plain intake."""
 
-import json
 import os
 import signal
 import subprocess
@@ -115,7 +114,10 @@ def test_rerun_is_skipped_and_changed_param_recomputes(workspace):
     assert calls == [1.0, 3.0]
     assert float(ds.x.sum()) == 8 * 50 * 6
     versions = os.listdir(os.path.join(workspace.url, "stores", "slow"))
-    assert len(versions) == 1, versions  # the stale version is gone
+    assert len(versions) == 2, versions  # the replaced version stays readable for the grace period
+    assert len(workspace.gc(grace_s=0)) == 1
+    versions = os.listdir(os.path.join(workspace.url, "stores", "slow"))
+    assert len(versions) == 1, versions  # gc reclaimed the stale version
 
 
 _KILL_SCRIPT = """
@@ -167,12 +169,16 @@ def test_sigkill_midway_lists_nothing_and_rerun_completes(workspace, tmp_path):
     partial = [v for v in versions if v != current][0]
     g = zarr.open_group(os.path.join(workspace.url, "stores", "slow", partial), mode="r")
     assert g.attrs["xaffect_status"] == "writing"
-    # rerun completes and cleans up
+    # rerun completes and removes the killed writer's debris; the replaced version waits for gc
     subprocess.run([sys.executable, str(script), workspace.url, "2"], check=True, capture_output=True)
     ws = xaffect.Workspace(workspace.url)
     assert ws.provenance("slow")["params"] == {"v": 2.0}
     assert float(ws.open("slow").x.sum()) == 2 * 60 * 100
+    assert partial not in os.listdir(os.path.join(workspace.url, "stores", "slow"))
+    assert len(os.listdir(os.path.join(workspace.url, "stores", "slow"))) == 2
+    ws.gc(grace_s=0)
     assert len(os.listdir(os.path.join(workspace.url, "stores", "slow"))) == 1
+    assert not [f for f in os.listdir(workspace.url) if f.endswith(".tmp")]
 
 
 def test_datatree_groups_are_catalog_entries(workspace):
@@ -191,6 +197,7 @@ def test_datatree_groups_are_catalog_entries(workspace):
     assert workspace.open("stems", group="b").audio.shape == (3, 50)
     workspace.remove("stems")
     assert workspace.names() == []
+    workspace.gc(grace_s=0)
     assert not os.listdir(os.path.join(workspace.url, "stores", "stems"))
 
 

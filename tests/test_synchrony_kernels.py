@@ -5,6 +5,7 @@ import pytest
 from scipy.stats import false_discovery_control
 
 from xaffect.synchrony import _kernels as K
+from xaffect.synchrony import _stream
 
 S, T, R, WIN = 6, 2400, 4, 200
 STARTS = np.arange(0, T - WIN + 1, 50)
@@ -120,19 +121,68 @@ def test_fdr_matches_scipy():
     assert np.isnan(K.fdr_bh(p, axis=1)[0, :5]).all()
 
 
-def test_surrogates_keep_what_they_should(x):
-    rng = np.random.default_rng(5)
-    ph = K.phase_randomize(x, rng)
-    amp = np.abs(np.fft.rfft(x - x.mean(1, keepdims=True), axis=1))
-    np.testing.assert_allclose(np.abs(np.fft.rfft(ph - ph.mean(1, keepdims=True), axis=1)), amp, atol=1e-8)
-    np.testing.assert_allclose(ph.mean(1), x.mean(1), atol=1e-10)
-    # same phases for every region of a subject: cross-region correlation kept
-    c0 = np.corrcoef(x[0, :, 0], x[0, :, 1])[0, 1]
-    assert abs(np.corrcoef(ph[0, :, 0], ph[0, :, 1])[0, 1] - c0) < 0.15
-    sh = K.circular_shift(x, rng)
-    for s in range(S):
-        lag = next(k for k in range(T) if np.allclose(np.roll(x[s], k, axis=0)[:5], sh[s, :5]))
-        np.testing.assert_array_equal(np.roll(x[s], lag, axis=0), sh[s])
+@pytest.mark.parametrize("method", ["loo", "pairwise"])
+@pytest.mark.parametrize("hop", [50, 3])  # blocks of 50 samples (Gram path) or 1 sample (element-wise path)
+def test_chunked_streaming_equals_brute_force_across_chunk_boundaries(x, monkeypatch, method, hop):
+    """Tiny chunks: many windows straddle chunk boundaries; missing samples and float32 input too."""
+    starts = np.arange(0, T - WIN + 1, hop)[:60] if hop == 3 else STARTS
+    y = x.copy()
+    y[2, 500:560, 1] = np.nan
+    y[4, 130:135, :] = np.nan
+    one_chunk = K.loo_isc(y, starts, WIN) if method == "loo" else K.pairwise_isc(y, starts, WIN)
+    monkeypatch.setattr(_stream, "CHUNK_BYTES", 8 * S * R * 70)  # 70 samples a chunk: 30+ chunks
+    assert _stream._chunk_len(y, 1) == 70
+    for data in (y, y.astype(np.float32)):
+        got = K.loo_isc(data, starts, WIN) if method == "loo" else K.pairwise_isc(data, starts, WIN)
+        ref = np.asarray(data, dtype=np.float64)
+        if method == "loo":
+            want = np.stack([K.fisher_mean(K.loo_direct(ref[:, s:s + WIN]), axis=0) for s in starts])
+        else:
+            want = np.stack([[_pair_mean(ref[:, s:s + WIN, r]) for r in range(R)] for s in starts])
+        np.testing.assert_allclose(got, want, atol=1e-10)
+        if data.dtype == np.float64:
+            np.testing.assert_allclose(got, one_chunk, atol=1e-12)
+    if method == "loo":  # bootstrap draws in one pass equal draws one at a time
+        counts = np.array([[2, 0, 1, 1, 2, 0], [1, 1, 1, 1, 1, 1], [0, 3, 0, 1, 1, 1]], dtype=float)
+        many = K.loo_isc(x, starts, WIN, weights=counts)
+        for d, c in enumerate(counts):
+            np.testing.assert_allclose(many[d], K.loo_isc(x, starts, WIN, weights=c), atol=1e-12)
+
+
+def test_circular_shifts_read_in_place_equal_the_rolled_data(x, monkeypatch):
+    from xaffect.surrogates import circular_shift_each, draw_shift
+
+    y = x.copy()
+    y[1, 300:340, 2] = np.nan
+    monkeypatch.setattr(_stream, "CHUNK_BYTES", 8 * S * R * 130)  # windows and the wrap point straddle chunks
+    shifts = [draw_shift(np.random.default_rng(s), T) for s in range(S)]
+    rolled = np.stack([np.roll(y[s], k, axis=0) for s, k in enumerate(shifts)])
+    np.testing.assert_allclose(K.loo_isc(y, STARTS, WIN, shifts=shifts), K.loo_isc(rolled, STARTS, WIN), atol=1e-12)
+    np.testing.assert_allclose(K.pairwise_r(y, STARTS, WIN, shifts=shifts), K.pairwise_r(rolled, STARTS, WIN),
+                               atol=1e-12)
+    # the same draws as the shared surrogate module's circular shift, bounded away from 0
+    a, b = np.random.default_rng(7), np.random.default_rng(7)
+    np.testing.assert_allclose(K.loo_isc(x, STARTS, WIN, shifts=[draw_shift(a, T) for _ in range(S)]),
+                               K.loo_isc(circular_shift_each(x, b), STARTS, WIN), atol=1e-12)
+    assert min(min(k, T - k) for k in shifts) >= 0.1 * T
+
+
+def test_long_blocks_run_region_batch_by_region_batch(x, monkeypatch):
+    counts = np.array([[2, 0, 1, 1, 2, 0], [1, 1, 1, 1, 1, 1]], dtype=float)
+    want = (K.loo_isc(x, STARTS, WIN), K.pairwise_r(x, STARTS, WIN), K.loo_isc(x, STARTS, WIN, weights=counts))
+    monkeypatch.setattr(_stream, "CHUNK_BYTES", 8 * (S + 1) * 50 * 3)  # one 50-sample block of 3 regions
+    assert len(_stream._region_batches(x, STARTS, WIN)) == 2
+    got = (K.loo_isc(x, STARTS, WIN), K.pairwise_r(x, STARTS, WIN), K.loo_isc(x, STARTS, WIN, weights=counts))
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    np.testing.assert_allclose(K.pairwise_isc(x, STARTS, WIN), K.fisher_mean(want[1], axis=0), atol=1e-12)
+
+
+def _pair_mean(xw):
+    """Fisher mean of the correlations of the complete subject pairs of one window (win, subject)."""
+    ok = [s for s in range(xw.shape[0]) if not np.isnan(xw[s]).any()]
+    rs = [np.corrcoef(xw[i], xw[j])[0, 1] for a, i in enumerate(ok) for j in ok[a + 1:]]
+    return np.tanh(np.mean(np.arctanh(rs)))
 
 
 from hypothesis import given, settings  # noqa: E402

@@ -72,8 +72,14 @@ def test_synchrony_stage_writes_the_store_on_the_window_clock(tmp_path):
     assert float(ds["isc"].sel(region="superiortemporal-lh").mean()) > 0.4
     assert abs(float(ds["isc"].sel(region=REGIONS[1:]).mean())) < 0.1
     assert float(ds["summary_p"].sel(region="superiortemporal-lh")) <= 0.05
-    for v in ("p", "p_fdr", "null_mean", "null_std", "summary", "summary_ci", "summary_null"):
+    for v in ("p", "p_fdr", "null_mean", "null_std", "summary", "summary_ci", "summary_null", "p_max", "p_cluster",
+              "cluster_id", "cluster_mass"):
         assert v in ds
+    # every p-value names its family; the family-wise ones cover windows x regions
+    assert ds["p_cluster"].attrs["family"] == ds["p_max"].attrs["family"] == "windows×regions"
+    assert all("family" in ds[v].attrs for v in ("p", "p_fdr", "summary_p", "summary_p_fdr", "bootstrap_p"))
+    assert float(ds["p_cluster"].sel(region="superiortemporal-lh").max()) <= 0.05
+    assert not (ds["p_max"].sel(region=REGIONS[1:]) < 0.05).any()
     # features on the same clock averaged over the same windows line up exactly
     feats = concat_stimuli({n: on_clock(xr.DataArray(np.zeros((int(d * 50), 2)), dims=("frame", "u")), rate=1.0,
                                         duration=d, times=(np.arange(int(d * 50)) + 0.5) / 50)
@@ -101,6 +107,8 @@ def test_synchrony_stage_bad_config_and_input(tmp_path):
         run_synchrony(study, progress=False)
     with pytest.raises(ConfigError, match="did you mean 'window'"):
         load_study(_study(tmp_path, synchrony={"windw": 10}))
+    with pytest.raises(ConfigError, match="synchrony.cluster_alpha"):
+        run_synchrony(load_study(_study(tmp_path, synchrony={"cluster_alpha": 0.9})), progress=False)
     study = load_study(_study(tmp_path, synchrony={"window": 35, "n_null": 0, "n_boot": 0}))
     study.workspace.write("regions", _regions_tree(), stage="regions", params={})
     names_before = study.workspace.names()
@@ -161,3 +169,23 @@ def test_command_line_runs_the_stages_and_plots(tmp_path):
     res = runner.invoke(main, ["plot-synchrony", str(path), "--out", str(tmp_path / "figs")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "figs" / "synchrony.png").exists() and (tmp_path / "figs" / "targets.png").exists()
+
+
+def test_targets_stage_refuses_onsets_in_milliseconds_and_keeps_the_store(tmp_path):
+    _ratings_csv(tmp_path)
+    study = load_study(_study(tmp_path))
+    ws = study.workspace
+    sr = 100.0
+    ws.write("stems", xr.DataTree.from_dict({
+        name: xr.Dataset({"audio": (("element", "sample"), np.zeros((1, int(dur * sr)), np.float32))},
+                         coords={"element": ["original"]}, attrs={"sr": sr})
+        for name, dur in DURATIONS.items()}), stage="stems", params={})
+    run_targets(study, progress=False)
+    before = ws.metadata("targets")["xaffect"]["path"]
+    table = pd.read_csv(tmp_path / "ratings.csv")
+    table["onset"] *= 1000.0
+    table.to_csv(tmp_path / "ratings.csv", index=False)
+    with pytest.raises(InputError, match=r"ratings\.csv: .*'clip-a'.*milliseconds"):
+        run_targets(study, force=True, progress=False)
+    assert ws.metadata("targets")["xaffect"]["path"] == before
+    assert ws.open("targets").sizes["time"] == 70

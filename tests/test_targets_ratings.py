@@ -113,3 +113,20 @@ def test_rating_table_bad_input(tmp_path):
     table = read_rating_table(p, stimulus="s")
     with pytest.raises(InputError, match="no ratings for stimulus 'other'"):
         ratings_to_clock(table, stimuli=["s", "other"])
+
+
+def test_onsets_in_milliseconds_are_refused_naming_the_file(tmp_path):
+    rng = np.random.default_rng(2)
+    seconds = np.arange(0, 30, 0.25)
+    rows = [{"onset": 1000 * t, "rating": v, "rater": r} for r in ("a", "b")
+            for t, v in zip(seconds, rng.standard_normal(seconds.size))]
+    path = tmp_path / "piece_ratings.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    table = read_rating_table(path, stimulus="piece")
+    with pytest.raises(InputError, match=r"piece_ratings\.csv: .*'piece'.*past its end.*milliseconds") as err:
+        ratings_to_clock(table, rate=1.0, durations={"piece": 30.0})
+    assert "\n" not in str(err.value)
+    # the same file in seconds is accepted, and so is a table whose last ratings run a little past the end
+    pd.DataFrame([{**row, "onset": row["onset"] / 1000} for row in rows]).to_csv(path, index=False)
+    ok = ratings_to_clock(read_rating_table(path, stimulus="piece"), rate=1.0, durations={"piece": 29.0})
+    assert ok.sizes["time"] == 29 and np.isfinite(ok["rating"]).all()

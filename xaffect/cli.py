@@ -2,46 +2,116 @@
 
 Every user error (:class:`~xaffect.errors.XaffectError`) becomes one line on
 stderr and exit code 2, never a traceback.
+
+Commands are registered lazily so that ``xaffect --help`` and
+``xaffect CMD --help`` answer at once: :data:`COMMANDS` names, for each
+command, the ``"module:attr"`` that defines it and its one-line help; the
+module is imported only when that command is asked for. Stage commands
+(``xaffect stems STUDY`` ...) are built here from :data:`STAGE_HELP` without
+importing the stage modules. To add a command, define it in a module that
+imports only click at module level and add one line to :data:`COMMANDS`.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
-import json
 import sys
-from pathlib import Path
 
 import click
 
-from . import __version__
-from .errors import XaffectError
+from .errors import XaffectError, user_errors
 
-__all__ = ["main"]
+__all__ = ["main", "COMMANDS", "STAGE_HELP"]
+
+#: command name -> ("module:attr" of a click command, or of a list of them holding one of that name; short help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "catalog": ("xaffect.store.commands:catalog", "List and describe the stores of a workspace."),
+    "gc": ("xaffect.store.commands:gc", "Delete replaced store versions past their grace period."),
+    "demo": ("xaffect.datasets.demo:demo_command", "Simulate a study with planted effects, run every stage, report."),
+    "setup": ("xaffect.commands:setup", "Prepare optional external tools (spleeter)."),
+    "make-random-model": ("xaffect.commands:make_random_model",
+                          "Save a model of KIND with seeded random weights under PATH."),
+    "synthetic-subject": ("xaffect.commands:synthetic_subject",
+                          "Write a small FreeSurfer-format subject into SUBJECTS_DIR."),
+    "plot-synchrony": ("xaffect.commands:plot_synchrony",
+                       "Plot the synchrony and targets stores of STUDY_FILE."),
+    "report-html": ("xaffect.commands:report_html", "Write report.html and summary.json for a WORKSPACE."),
+}
+
+#: stage name -> short help, in the order `xaffect run` follows (checked against xaffect.study.STAGE_ORDER)
+STAGE_HELP: dict[str, str] = {
+    "stems": "decode each stimulus and separate it into voice and soundtrack",
+    "features": "layer activations and acoustic descriptors of every element",
+    "covariates": "visual covariates from the video frames",
+    "regions": "EEG/fMRI recordings to region signals",
+    "synchrony": "sliding-window inter-subject correlation per region",
+    "targets": "continuous ratings on the clock, with the noise ceiling",
+    "encode": "nested cross-validated ridge over feature sets, layers and elements",
+    "report": "HTML report and summary.json",
+}
 
 _SCHEDULER_HELP = ("dask scheduler for every compute stage: threads (default), processes, synchronous, "
                    "local-cluster, or a dask.distributed address tcp://host:port")
 
-
-def _user_errors(func):
-    """Turn xaffect errors into one line and exit code 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except XaffectError as exc:
-            click.echo(f"xaffect: error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("xaffect: interrupted; completed stores are kept, partial ones are not listed", err=True)
-            sys.exit(130)
-
-    return wrapper
+# kept under its old name: stage modules and tests import it from here
+_user_errors = user_errors
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "-V", "--version", prog_name="xaffect")
+def _resolve(name: str) -> click.Command:
+    """Import the command ``name`` from its ``"module:attr"`` in :data:`COMMANDS`."""
+    target = COMMANDS[name][0]
+    module_name, _, attr = target.partition(":")
+    obj = getattr(importlib.import_module(module_name), attr)
+    if isinstance(obj, (list, tuple)):
+        obj = next((c for c in obj if c.name == name), None)
+    if not isinstance(obj, click.Command):
+        raise RuntimeError(f"xaffect.cli.COMMANDS[{name!r}]: {target} is not a click command named {name!r}")
+    return obj
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands in :data:`COMMANDS` are imported on first use.
+
+    ``--help`` lists them from the static table, so it imports nothing.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is None and cmd_name in COMMANDS:
+            cmd = _resolve(cmd_name)
+            self.add_command(cmd, cmd_name)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(n) for n in self.list_commands(ctx))
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is not None:
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(limit)))
+            else:
+                rows.append((name, COMMANDS[name][1]))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _version(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from . import __version__
+
+    click.echo(f"xaffect, version {__version__}")
+    ctx.exit()
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True, callback=_version,
+              help="Show the version and exit.")
 def main() -> None:
     """Encoding models of affective responses to naturalistic sound.
 
@@ -53,63 +123,13 @@ def main() -> None:
 @main.command()
 @click.argument("directory")
 @click.option("--description", default="", help="One line describing the workspace.")
-@_user_errors
+@user_errors
 def init(directory: str, description: str) -> None:
     """Create a workspace (stores + catalog.yaml) in DIRECTORY."""
     from .store import Workspace
 
     ws = Workspace.init(directory, description=description)
     click.echo(f"workspace ready: {ws.url}/catalog.yaml")
-
-
-@main.group()
-def catalog() -> None:
-    """List and describe the stores of a workspace."""
-
-
-def _workspace_from(path: str):
-    from .store import Workspace
-
-    p = Path(path)
-    if p.suffix in (".yaml", ".yml") and p.is_file() and p.name != "catalog.yaml":
-        from .study import load_study
-
-        return load_study(p).workspace
-    if p.name == "catalog.yaml":
-        path = str(p.parent)
-    return Workspace(path)
-
-
-@catalog.command("ls")
-@click.argument("workspace", default=".")
-@_user_errors
-def catalog_ls(workspace: str) -> None:
-    """List the stores of WORKSPACE (a folder, URL or study.yaml)."""
-    ws = _workspace_from(workspace)
-    names = ws.names()
-    if not names:
-        click.echo("(no stores yet)")
-    for name in names:
-        meta = ws.metadata(name)
-        dims = meta.get("dims") or {"groups": len(meta.get("groups", []))}
-        dims_txt = ", ".join(f"{k}={v}" for k, v in dims.items())
-        click.echo(f"{name:32s} {meta.get('stage', ''):10s} {dims_txt}  {meta.get('description', '')}")
-
-
-@catalog.command("show")
-@click.argument("workspace")
-@click.argument("name")
-@click.option("--provenance/--no-provenance", default=True, help="Also print the provenance record.")
-@_user_errors
-def catalog_show(workspace: str, name: str, provenance: bool) -> None:
-    """Describe store NAME of WORKSPACE."""
-    ws = _workspace_from(workspace)
-    ds = ws.open(name)
-    click.echo(f"{name}  ({ws.store_url(name)})")
-    click.echo(f"read it with: intake.from_yaml_file('{ws.url}/catalog.yaml')['{name}'].read()")
-    click.echo(str(ds))
-    if provenance and "/" not in name:
-        click.echo(json.dumps(ws.provenance(name), indent=2))
 
 
 def _run_stages(study_path: str, stages, scheduler: str | None, force: bool, quiet: bool) -> None:
@@ -128,62 +148,35 @@ def _run_stages(study_path: str, stages, scheduler: str | None, force: bool, qui
 @click.option("--scheduler", default=None, help=_SCHEDULER_HELP)
 @click.option("--force", is_flag=True, help="Recompute even stores whose identity is current.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@_user_errors
+@user_errors
 def run(study: str, stages, scheduler: str | None, force: bool, quiet: bool) -> None:
     """Run every stage STUDY (a study.yaml) names, skipping current stores."""
-    from .study import STAGE_ORDER
-
     chosen = None
     if stages:
-        bad = [s for s in stages if s not in STAGE_ORDER]
+        bad = [s for s in stages if s not in STAGE_HELP]
         if bad:
-            raise click.BadParameter(f"unknown stage {bad[0]!r} (known: {', '.join(STAGE_ORDER)})",
+            raise click.BadParameter(f"unknown stage {bad[0]!r} (known: {', '.join(STAGE_HELP)})",
                                      param_hint="--stage")
-        chosen = [s for s in STAGE_ORDER if s in stages]
+        chosen = [s for s in STAGE_HELP if s in stages]
     _run_stages(study, chosen, scheduler, force, quiet)
 
 
 def _stage_command(stage: str) -> click.Command:
-    @click.command(name=stage, help=f"Run the `{stage}` stage of STUDY (a study.yaml).")
+    @click.command(name=stage, help=f"Run the `{stage}` stage of STUDY (a study.yaml): {STAGE_HELP[stage]}.",
+                   short_help=f"Stage: {STAGE_HELP[stage]}.")
     @click.argument("study", type=click.Path())
     @click.option("--scheduler", default=None, help=_SCHEDULER_HELP)
     @click.option("--force", is_flag=True, help="Recompute even if current.")
     @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-    @_user_errors
+    @user_errors
     def command(study: str, scheduler: str | None, force: bool, quiet: bool) -> None:
         _run_stages(study, [stage], scheduler, force, quiet)
 
     return command
 
 
-def _register() -> None:
-    from .study import _STAGE_MODULES
-
-    seen_modules = set()
-    for stage, module_name in _STAGE_MODULES.items():
-        main.add_command(_stage_command(stage))
-        if module_name in seen_modules:
-            continue
-        seen_modules.add(module_name)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("xaffect"):
-                continue
-            raise
-        for cmd in getattr(module, "CLI_COMMANDS", []):
-            main.add_command(cmd)
-    try:
-        demo_mod = importlib.import_module("xaffect.datasets.demo")
-    except ModuleNotFoundError as exc:
-        if not (exc.name and exc.name.startswith("xaffect")):
-            raise
-    else:
-        for cmd in getattr(demo_mod, "CLI_COMMANDS", []):
-            main.add_command(cmd)
-
-
-_register()
+for _stage in STAGE_HELP:
+    main.add_command(_stage_command(_stage))
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

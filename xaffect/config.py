@@ -70,13 +70,18 @@ class StageSpec:
     """A stage: its config section schema and its runner.
 
     ``run(study, *, force=False, progress=True) -> list[str]`` returns the
-    names of the stores it wrote or found current.
+    names of the stores it wrote or found current. ``preflight(study) ->
+    list[str]``, when given, resolves what the stage will need from outside
+    the study (models, weights) and raises a one-line error if something is
+    missing; :func:`xaffect.study.run_study` calls it for every chosen stage
+    before the first stage runs, so a study fails in its first seconds.
     """
 
     config: Mapping[str, Field]
     run: Callable[..., list[str]]
     help: str = ""
     requires: tuple[str, ...] = field(default_factory=tuple)
+    preflight: Callable[..., list[str]] | None = None
 
 
 def _type_ok(value: Any, typ: Any) -> bool:

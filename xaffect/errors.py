@@ -6,7 +6,10 @@ fault. The command line turns these into one line on stderr and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["XaffectError", "InputError", "ConfigError", "StoreError"]
+import functools
+import sys
+
+__all__ = ["XaffectError", "InputError", "ConfigError", "StoreError", "user_errors"]
 
 
 class XaffectError(Exception):
@@ -23,3 +26,26 @@ class ConfigError(XaffectError, ValueError):
 
 class StoreError(XaffectError, RuntimeError):
     """A store or catalog is missing, incomplete or inconsistent."""
+
+
+def user_errors(func):
+    """Decorate a command so that xaffect errors become one line on stderr and exit code 2.
+
+    Lives here, not in :mod:`xaffect.cli`, so that modules defining commands
+    need not import the command line (which lists them).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        import click
+
+        try:
+            return func(*args, **kwargs)
+        except XaffectError as exc:
+            click.echo(f"xaffect: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("xaffect: interrupted; completed stores are kept, partial ones are not listed", err=True)
+            sys.exit(130)
+
+    return wrapper

@@ -22,18 +22,15 @@ def fdr_bh(p: np.ndarray, axis: int = -1) -> np.ndarray:
     ndarray of the same shape
         Adjusted p-values (``scipy.stats.false_discovery_control`` per family).
     """
+    from scipy.stats import false_discovery_control
+
+    # scipy's BH has no NaN handling (any NaN makes every output NaN): this
+    # wrapper runs it on the finite p-values of each family and keeps NaN
     p = np.moveaxis(np.asarray(p, dtype=float), axis, -1)
     out = np.full_like(p, np.nan)
     flat_p, flat_o = p.reshape(-1, p.shape[-1]), out.reshape(-1, p.shape[-1])
     for i in range(flat_p.shape[0]):
-        ok = np.flatnonzero(~np.isnan(flat_p[i]))
-        if ok.size == 0:
-            continue
-        v = flat_p[i, ok]
-        order = np.argsort(v)
-        ranked = v[order] * ok.size / np.arange(1, ok.size + 1)
-        ranked = np.minimum.accumulate(ranked[::-1])[::-1]
-        adj = np.empty_like(v)
-        adj[order] = np.minimum(ranked, 1.0)
-        flat_o[i, ok] = adj
+        ok = ~np.isnan(flat_p[i])
+        if ok.any():
+            flat_o[i, ok] = false_discovery_control(flat_p[i, ok], method="bh")
     return np.moveaxis(flat_o.reshape(p.shape), -1, axis)

@@ -30,7 +30,7 @@ from .config import CHECK_FILES, REQUIRED, Field, StageSpec, validate_section
 from .errors import ConfigError, InputError
 from .store.workspace import Workspace
 
-__all__ = ["Study", "Stimulus", "load_study", "stage_specs", "STAGE_ORDER", "run_study"]
+__all__ = ["Study", "Stimulus", "load_study", "stage_specs", "STAGE_ORDER", "run_study", "check_study"]
 
 #: Where each stage lives; each module has a ``STAGES`` dict.
 _STAGE_MODULES = {
@@ -252,6 +252,41 @@ def _quiet_mne():
     return mne.utils.use_log_level("error")
 
 
+def check_study(study: Study, *, stages: Iterable[str] | None = None, echo=print) -> list[str]:
+    """Resolve what the chosen stages need from outside the study (models, weights) before any runs.
+
+    Each stage's :attr:`~xaffect.config.StageSpec.preflight` runs in turn:
+    every model named in ``features`` is loaded, or built offline for
+    ``random_init``, so that a missing one fails in the first seconds, not
+    after the stems stage.
+
+    Returns
+    -------
+    list of str
+        One line per resolved item.
+
+    Raises
+    ------
+    ConfigError, InputError
+        One line naming the stage, the key and how to provide what is missing.
+    """
+    from .errors import XaffectError
+
+    chosen = list(stages) if stages is not None else study.stages
+    lines: list[str] = []
+    for name, spec in stage_specs(chosen).items():
+        if spec.preflight is None:
+            continue
+        try:
+            got = spec.preflight(study)
+        except XaffectError as exc:
+            raise type(exc)(f"{study.path.name}: {exc} [checked before any stage ran]") from None
+        lines += got
+        for line in got:
+            echo(f"  {name}: {line}")
+    return lines
+
+
 def run_study(study: Study, *, stages: Iterable[str] | None = None, force: bool = False,
               progress: bool = True, echo=print) -> dict[str, list[str]]:
     """Run the study's stages in order; each skips what is current.
@@ -265,10 +300,12 @@ def run_study(study: Study, *, stages: Iterable[str] | None = None, force: bool 
 
     chosen = list(stages) if stages is not None else study.stages
     specs = stage_specs(chosen)
-    done: dict[str, list[str]] = {}
-    for i, name in enumerate(chosen, 1):
+    for name in chosen:
         if name not in specs:
             raise ConfigError(f"{study.path.name}: stage {name!r} is not available")
+    check_study(study, stages=chosen, echo=echo)
+    done: dict[str, list[str]] = {}
+    for i, name in enumerate(chosen, 1):
         t0 = time.perf_counter()
         echo(f"[{i}/{len(chosen)}] {name} …")
         with _quiet_mne():

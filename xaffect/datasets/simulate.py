@@ -358,12 +358,14 @@ def _specific_component(acts: np.ndarray, layer: int, *, n_components: int = 12)
     specificity : float
         1 - that largest R² on a far layer (the layer itself explains all of it).
     """
-    n_layers = acts.shape[1]
-    z = _pcs(acts[:, layer], n_components, min_variance=1e-3)  # candidates: above the noise floor
+    # layers of different widths come NaN-padded (torch networks, VGGish): keep each layer's real units
+    mats = [a[:, np.isfinite(a).all(axis=0)] for a in (acts[:, l] for l in range(acts.shape[1]))]
+    n_layers = len(mats)
+    z = _pcs(mats[layer], n_components, min_variance=1e-3)  # candidates: above the noise floor
     far = [l for l in range(n_layers) if abs(l - layer) > 1]
     if not far:
         return z[:, 0], 1.0
-    zs = [_pcs(acts[:, l], n_components) for l in far]
+    zs = [_pcs(mats[l], n_components) for l in far]
     # candidates: each of the layer's components, and the direction of its span
     # farthest from the joint span of the far layers' leading components
     k_far = max(1, min(n_components, (len(z) // 2) // len(far)))
@@ -376,7 +378,31 @@ def _specific_component(acts: np.ndarray, layer: int, *, n_components: int = 12)
     return (c - c.mean()) / (c.std() + 1e-12), 1.0 - worst[j]
 
 
-def _deep_series(model: str | os.PathLike, layer: int, audios: Mapping[str, np.ndarray], sr: int,
+def _deep_activations(model: Any, audios: Mapping[str, np.ndarray], sr: int,
+                      rate: float) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Layer cubes (time, layer, unit) on the clock per stimulus, and the ``layer`` coordinate values.
+
+    ``model`` is a Hugging Face folder or a ``kind: torch`` extractor entry of
+    ``study.yaml`` (a mapping, e.g. :func:`~xaffect.features.crepe_extractor_spec`).
+    """
+    if isinstance(model, Mapping):
+        from ..features import load_torch_network, torch_activations
+
+        keys = ("factory", "factory_kwargs", "factory_loads_weights", "state_dict", "torchscript", "layers", "sr",
+                "hop_seconds", "field_seconds", "input", "frame_norm", "pool", "time_axis", "transform",
+                "batch_frames", "random_init", "seed")
+        net = load_torch_network(**{k: model[k] for k in keys if k in model})
+        cubes = {name: torch_activations(a, sr, net, rate=rate) for name, a in audios.items()}
+    else:
+        from ..features.hf import layer_activations, load_model
+
+        sm = load_model(str(model))
+        cubes = {name: layer_activations(a, sr, sm, rate=rate) for name, a in audios.items()}
+    coords = [int(v) for v in next(iter(cubes.values()))["layer"].values]
+    return {name: np.asarray(c.values, dtype=float) for name, c in cubes.items()}, coords
+
+
+def _deep_series(model: Any, layer: int, audios: Mapping[str, np.ndarray], sr: int,
                  rate: float, *, n_components: int = 12) -> tuple[dict[str, np.ndarray], float]:
     """A layer-specific component of one layer's activations on the clock, per stimulus.
 
@@ -394,20 +420,23 @@ def _deep_series(model: str | os.PathLike, layer: int, audios: Mapping[str, np.n
     specificity : float
         1 - the largest R² of the chosen component on another layer's components.
     """
-    from ..features.hf import layer_activations, load_model
-
-    sm = load_model(str(model))
-    if not 0 <= layer < sm.n_layers:
-        raise InputError(f"plants: layer {layer} is not a layer of {model} (0..{sm.n_layers - 1})")
-    acts = {name: np.asarray(layer_activations(a, sr, sm, rate=rate).values, dtype=float)
-            for name, a in audios.items()}  # (time, layer, unit)
+    acts, coords = _deep_activations(model, audios, sr, rate)  # (time, layer, unit) per stimulus
+    if layer not in coords:
+        raise InputError(f"plants: layer {layer} is not a layer of {_model_label(model)} "
+                         f"({coords[0]}..{coords[-1]})")
     allx = np.concatenate(list(acts.values()))
-    comp, specificity = _specific_component(allx, layer, n_components=n_components)
+    comp, specificity = _specific_component(allx, coords.index(layer), n_components=n_components)
     out, i = {}, 0
     for name, x in acts.items():
         out[name] = comp[i:i + len(x)]
         i += len(x)
     return out, specificity
+
+
+def _model_label(model: Any) -> str:
+    if isinstance(model, Mapping):
+        return str(model.get("name") or model.get("factory") or model.get("torchscript"))
+    return str(model)
 
 
 def _band_noise(rng: np.random.Generator, n: int, sfreq: float, lo: float, hi: float) -> np.ndarray:
@@ -489,9 +518,13 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
         Planted effects: ``{"target", "element", "descriptor"}`` (classical)
         or ``{"target", "element", "layer"}`` (deep; needs ``model``).
         Default :data:`DEFAULT_PLANTS`.
-    model : path, optional
-        Local Hugging Face model folder for deep plants (the planted feature is
-        that layer's most layer-specific principal component on the clock).
+    model : path or mapping, optional
+        Network of the deep plants (the planted feature is that layer's most
+        layer-specific principal component on the clock): a local Hugging Face
+        model folder, or a ``kind: torch`` extractor entry such as
+        :func:`xaffect.features.crepe_extractor_spec` (a trained network
+        whose layers differ). A plant's ``layer`` is the value of the cube's
+        ``layer`` coordinate (HF: 0 = transformer input; torch: 1..n).
     deep_feature_set, classical_feature_set : str
         The ``feature_set`` names the scores store will use for that model
         and for the classical descriptors (written to ``ground_truth.json``).
@@ -517,8 +550,8 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
         The ``stems`` stage reads the true voice and soundtrack
         (``stems: {stems_dir: stimuli/truth}``) instead of separating the
         mixtures, so the element comparison tests the encoding rather than the
-        separation (the weight-free ``nnfilter`` separates these synthetic
-        mixtures poorly). False: the mixtures are separated by ``nnfilter``.
+        separation. False: the mixtures are separated by the default backend
+        (``auto``: ``masknet`` unless pretrained Demucs/Spleeter weights are here).
     config : mapping, optional
         Extra keys per ``study.yaml`` section, merged over the defaults.
     overwrite : bool
@@ -540,7 +573,7 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
 
     from ..neural.source import forward_model, region_labels, simulate_raw
     from ..stimuli.decode import load_audio
-    from .synthetic_subject import DK_NAMES, synthetic_subject
+    from ..neural.synthetic_subject import DK_NAMES, synthetic_subject
 
     n_subjects = int(n_subjects if n_subjects is not None else (6 if quick else 8))
     effect_size = float(effect_size if effect_size is not None else (1.5 if quick else 1.0))
@@ -600,7 +633,7 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
         else:
             per, specificity[p["target"]] = _deep_series(model, p["layer"], audio_of[p["element"]], sr, rate)
             if specificity[p["target"]] < 0.05:
-                warnings.warn(f"plants: {p['target']}: layer {p['layer']} of {model} carries no component that "
+                warnings.warn(f"plants: {p['target']}: layer {p['layer']} of {_model_label(model)} carries no component that "
                               f"layers further than one away lack (specificity {specificity[p['target']]:.2f}); "
                               "the best layer cannot be expected within ±1 of the planted one", UserWarning,
                               stacklevel=2)
@@ -713,7 +746,8 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
     sim = {"seed": seed, "n_subjects": n_subjects, "n_stimuli": n_stimuli, "duration": duration, "sr": sr,
            "rate": rate, "sfreq": sfreq, "n_raters": n_raters, "effect_size": effect_size,
            "sensor_noise": sensor_noise, "rating_lag": rating_lag, "rest": rest, "spacing": spacing,
-           "model": str(model) if model else None, "true_stems": bool(true_stems), "plants": plants, "scales": scales,
+           "model": (dict(model) if isinstance(model, Mapping) else str(model)) if model else None,
+           "true_stems": bool(true_stems), "plants": plants, "scales": scales,
            "deep_layer_specificity": specificity,
            "energy_ratio_db": ratio_db, "decoded_duration": decoded, "leakage_share": leakage_share,
            "leakage": leak, "near_planted_regions": near,
@@ -723,10 +757,12 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
 
     # 6. study.yaml naming every stage
     extractors: list[dict[str, Any]] = [{"kind": "lld", "name": classical_feature_set}]
-    if model is not None:
+    if isinstance(model, Mapping):
+        extractors.append({**model, "name": deep_feature_set.split(".pca")[0]})
+    elif model is not None:
         extractors.append({"kind": "hf", "name": deep_feature_set, "model": str(model)})
     sections: dict[str, dict[str, Any]] = {
-        "stems": {"backend": "nnfilter", **({"stems_dir": "stimuli/truth"} if true_stems else {})},
+        "stems": {"stems_dir": "stimuli/truth"} if true_stems else {},  # else: the default backend
         "features": {"extractors": extractors},
         "covariates": {},
         "regions": {"subjects_dir": "subjects", "subject": subject,
@@ -747,7 +783,7 @@ def simulate_study(out_dir: str | os.PathLike, *, seed: int = 0, n_subjects: int
                                          f"{p['descriptor'] or 'layer %d' % p['layer']}" for p in plants)
                              + (". Stems: the TRUE voice and soundtrack (stimuli/truth, stems_dir), not a "
                                 "separation of the mixtures." if true_stems else
-                                ". Stems: nnfilter separation of the mixtures.")),
+                                ". Stems: separated from the mixtures by the default backend (auto).")),
              "workspace": "workspace", "rate": rate, "ground_truth": "ground_truth.json",
              "stimuli": [{"name": n, "path": f"stimuli/{n}.mp4"} for n in names],
              "stages": ["stems", "features", "covariates", "regions", "synchrony", "targets", "encode", "report"],

@@ -13,11 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import KFold, LeaveOneGroupOut, check_cv
 
 from ..errors import InputError
-from ._ridge import RidgeCV
+from ._ridge import RidgeCV, _RidgeBase, validate_fit_data
 from ._solvers import decompose, fold_scores, score_columns, select_alphas, solve_coefs
 
 __all__ = ["BandedRidgeCV", "band_unique_variance", "band_weights_grid"]
@@ -41,13 +40,14 @@ def band_weights_grid(n_bands: int, n_points: int = 9, *, n_random: int = 20, se
     return np.vstack([np.full((1, n_bands), 1.0 / n_bands), corners, rng.dirichlet(np.ones(n_bands), n_random)])
 
 
-class BandedRidgeCV(RegressorMixin, BaseEstimator):
+class BandedRidgeCV(_RidgeBase):
     """Ridge with one penalty per feature band, chosen per target by cross-validation.
 
     Parameters
     ----------
-    bands : sequence of slices or index arrays
-        Columns of each band.
+    bands : sequence of slices or index arrays, optional
+        Columns of each band; together they must use every column once.
+        ``None`` (default): one band of all columns, i.e. :class:`RidgeCV`.
     alphas : array of shape (n_alphas,)
         Overall penalties (default ``10 ** arange(-5, 5.5, 0.5)``).
     weights : array of shape (n_candidates, n_bands), optional
@@ -66,7 +66,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
     cv_scores_ : array of shape (n_candidates, n_alphas, n_targets)
     """
 
-    def __init__(self, bands=(), alphas=None, *, weights=None, cv=None, fit_intercept=True, scoring="neg_mse"):
+    def __init__(self, bands=None, alphas=None, *, weights=None, cv=None, fit_intercept=True, scoring="neg_mse"):
         self.bands = bands
         self.alphas = alphas
         self.weights = weights
@@ -75,6 +75,8 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         self.scoring = scoring
 
     def _band_index(self, n_features: int) -> list[np.ndarray]:
+        if self.bands is None:
+            return [np.arange(n_features)]
         idx = [np.arange(n_features)[b] if isinstance(b, slice) else np.asarray(b, dtype=int) for b in self.bands]
         if not idx:
             raise InputError("bands: give at least one band of columns")
@@ -90,13 +92,11 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
         return Xs
 
     def fit(self, X, Y, groups=None):
-        """Fit on ``X`` (n_samples, n_features) and ``Y`` (n_samples, n_targets); returns self."""
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
-        self._1d = Y.ndim == 1
-        Y = Y[:, None] if self._1d else Y
-        if not (np.isfinite(X).all() and np.isfinite(Y).all()):
-            raise InputError("X/Y: NaN or inf values")
+        """Fit on ``X`` (n_samples, n_features) and ``Y`` (n_samples,) or (n_samples, n_targets); returns self.
+
+        ``score`` is scikit-learn's: R^2 averaged uniformly over targets.
+        """
+        X, Y = validate_fit_data(self, X, Y)
         idx = self._band_index(X.shape[1])
         alphas = RidgeCV(self.alphas)._alphas()
         W = band_weights_grid(len(idx)) if self.weights is None else np.asarray(self.weights, dtype=float)
@@ -123,20 +123,7 @@ class BandedRidgeCV(RegressorMixin, BaseEstimator):
             coef_s = solve_coefs(decompose((X - mx) * scale), Y[:, t] - my[t], alphas[ai[t]])
             self.coef_[:, t] = coef_s * scale[:, None]
         self.intercept_ = my - mx @ self.coef_
-        self.n_features_in_ = X.shape[1]
         return self
-
-    def predict(self, X):
-        """Predict, array of shape (n_samples, n_targets)."""
-        P = np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_
-        return P[:, 0] if self._1d else P
-
-    def score(self, X, Y, sample_weight=None):
-        """Mean R^2 over targets."""
-        Y = np.asarray(Y, dtype=np.float64)
-        P = self.predict(X)
-        Y2, P2 = (Y[:, None], P[:, None]) if Y.ndim == 1 else (Y, P)
-        return float(np.mean(score_columns(Y2, P2[None], "r2")[0]))
 
 
 def band_unique_variance(X: np.ndarray, Y: np.ndarray, bands: Sequence, train: np.ndarray, test: np.ndarray, *,

@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..store.clock import run_bounds
 
-__all__ = ["leave_one_stimulus_out", "blocked_kfold", "make_delays", "delay_samples", "outer_folds"]
+__all__ = ["leave_one_stimulus_out", "blocked_kfold", "make_delays", "delay_samples", "outer_folds", "detrend_within",
+           "DETREND_KINDS"]
 
 
 def _runs(groups: np.ndarray) -> list:
@@ -150,3 +151,49 @@ def make_delays(X: np.ndarray, groups: np.ndarray, lags: Sequence[int]) -> np.nd
                 if -lag < b - a:
                     out[a:b + lag, cols] = X[a - lag:b]
     return out
+
+
+DETREND_KINDS = (None, "linear", "cosine")
+
+
+def detrend_within(X: np.ndarray, groups: np.ndarray, kind: str | None, *, rate: float,
+                   high_pass: float | None = None) -> np.ndarray:
+    """Remove slow drifts from each stimulus separately.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_columns)
+    groups : array of shape (n_samples,)
+        Stimulus of each sample (contiguous runs).
+    kind : {None, "linear", "cosine"}
+        None: unchanged. "linear": mean and linear trend per stimulus
+        (``scipy.signal.detrend`` with a breakpoint at every stimulus start).
+        "cosine": linear detrend plus a discrete-cosine high-pass at
+        ``high_pass`` Hz per stimulus (``nilearn.signal.clean``, the
+        SPM-style drift model of fMRI, 1/128 Hz there).
+    rate : float
+        Sampling rate of ``X`` in Hz.
+    high_pass : float, optional
+        Cut-off in Hz for "cosine".
+
+    Returns
+    -------
+    array of shape (n_samples, n_columns), float64
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if kind is None:
+        return X
+    bounds = run_bounds(np.asarray(groups))
+    if kind == "linear":
+        from scipy.signal import detrend
+
+        return detrend(X, axis=0, type="linear", bp=bounds[1:-1])
+    if kind == "cosine":
+        if high_pass is None or not high_pass > 0:
+            raise ConfigError(f"high_pass: detrend='cosine' needs a cut-off in Hz > 0, got {high_pass}")
+        from nilearn.signal import clean   # imported here: nilearn takes seconds to import
+
+        runs = np.repeat(np.arange(bounds.size - 1), np.diff(bounds))
+        return clean(X, runs=runs, detrend=True, standardize=None, filter="cosine", high_pass=float(high_pass),
+                     t_r=1.0 / rate)
+    raise ConfigError(f"detrend: must be null, 'linear' or 'cosine', got {kind!r}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._nulls import make_surrogates, shift_lags
-from ._solvers import decompose, fold_scores, logo_scores, score_columns, select_alphas, solve_coefs
+from ..surrogates import make_surrogates, match_length, permutation_draws, shift_draws
+from ._backend import resolve_backend
+from ._solvers import decompose, fold_scores, logo_scores, score_columns, select_alphas, solve_coefs, to_numpy
 from ..store.clock import run_bounds
 
 __all__ = ["fit_outer_fold", "zscore_train"]
@@ -50,7 +51,8 @@ def _inner_method(n: int, p: int, sizes: np.ndarray, n_alphas: int, n_targets: i
 def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.ndarray, inner: np.ndarray, *,
                    alphas: np.ndarray, covariates: np.ndarray | None = None, scoring: str = "neg_mse",
                    n_perm: int = 0, null: str = "shift", seed: int = 0, perm_batch: int = 50,
-                   method: str = "auto") -> dict[str, np.ndarray]:
+                   method: str = "auto", inner_gap: int = 0, backend: str = "numpy", device: str = "cpu",
+                   dtype: str = "float64", n_targets_batch: int | None = None) -> dict[str, np.ndarray]:
     """Fit one outer fold of nested ridge for all targets at once.
 
     Parameters
@@ -72,12 +74,28 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
     scoring : {"neg_mse", "r", "r2"}
         Inner-CV criterion for the per-target alpha.
     n_perm : int
-        Null surrogates of the training targets, pushed through the same
+        Null surrogates of the targets, pushed through the same
         decomposition at each target's alpha.
-    null : {"shift", "phase"}
+    null : {"shift", "phase", "stimulus"}
+        See :mod:`xaffect.surrogates`.
     seed : int
     method : {"auto", "logo", "refit"}
         Inner-CV route (identical results; "auto" picks the cheaper).
+    inner_gap : int
+        Samples dropped from the inner training set on each side of an inner
+        held-out group (blocked cv: the same gap as the outer folds, so
+        windowed targets and delays do not leak into the choice of alpha).
+        Forces the refit route when > 0.
+    backend, device, dtype : str
+        Where and in what precision the ridge kernels run
+        (:func:`._backend.resolve_backend`): ``"numpy"`` or ``"torch"``,
+        ``"cpu"`` or ``"cuda"``, ``"float64"`` or ``"float32"``. The design is
+        standardised in float64 and decomposed once; ``Y`` keeps its own dtype
+        and is cast one target batch at a time. Nulls run on numpy views of
+        the same decomposition.
+    n_targets_batch : int, optional
+        Targets per batch (all at once when None): memory is bounded by the
+        batch, as himalaya's ``n_targets_batch``; results do not depend on it.
 
     Returns
     -------
@@ -85,6 +103,9 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
         ``r``, ``r2``, ``alpha``, ``cv_score`` of shape (n_targets,),
         ``r_null`` of shape (n_targets, n_perm).
     """
+    be = resolve_backend(backend, device=device, dtype=dtype)
+    if n_targets_batch is not None and int(n_targets_batch) < 1:
+        raise ValueError(f"n_targets_batch: must be a positive number of targets, got {n_targets_batch!r}")
     alphas = np.asarray(alphas, dtype=np.float64)
     D = zscore_train(X, train)
     n_feat = D.shape[1]
@@ -96,42 +117,84 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
         beta = np.linalg.lstsq(Cz[train], D[train], rcond=None)[0]
         D = zscore_train(D - Cz @ beta, train)
         D = np.concatenate([D, Cz], axis=1)
-    Y = np.asarray(Y, dtype=np.float64)
-    ymu = Y[train].mean(0)
-    Yc = Y[train] - ymu
-    Dtr = D[train]
+    Y = np.asarray(Y)
+    if not np.issubdtype(Y.dtype, np.floating):
+        Y = Y.astype(np.float64)
+    Dtr = be.asarray(D[train])
     Dte = D[test].copy()
     Dte[:, n_feat:] = 0.0                 # covariates at their training mean
+    Dte_b = be.asarray(Dte)
     groups = np.asarray(inner)[train]
-    dec = decompose(Dtr)
+    dec = decompose(Dtr)                  # one decomposition for every target batch
 
     labels, sizes = np.unique(groups, return_counts=True)
     if labels.size < 2:
         raise ValueError("inner cross-validation needs at least 2 training groups")
-    if method == "auto":
-        method = _inner_method(Dtr.shape[0], Dtr.shape[1], sizes, alphas.size, Y.shape[1])
-    if method == "logo":
-        scores = logo_scores(dec, Yc, groups, alphas, scoring=scoring)
+    n_targets = Y.shape[1]
+    if inner_gap > 0:
+        inner_folds = _gapped_inner_folds(groups, np.asarray(train), labels, inner_gap)
     else:
-        folds = [(np.flatnonzero(groups != g), np.flatnonzero(groups == g)) for g in labels]
-        scores = fold_scores(Dtr, Yc, folds, alphas, scoring=scoring)
-    cv = scores.mean(0)                                   # (n_alphas, n_targets)
-    best = select_alphas(cv, alphas)
-    alpha_t = alphas[best]
-    coef = solve_coefs(dec, Yc, alpha_t)
-    pred = Dte @ coef + ymu
-    Yte = Y[test]
-    out = {
-        "r": score_columns(Yte, pred[None], "r")[0],
-        "r2": score_columns(Yte, pred[None], "r2")[0],
-        "alpha": alpha_t,
-        "cv_score": cv[best, np.arange(cv.shape[1])],
-        "r_null": np.full((Y.shape[1], n_perm), np.nan),
-    }
-    if n_perm:
-        out["r_null"] = _null_scores(dec, Dte, Y, ymu, train, test, np.asarray(inner), best, alphas,
-                                     n_perm=n_perm, null=null, seed=seed, batch=perm_batch)
+        if method == "auto":
+            method = _inner_method(Dtr.shape[0], Dtr.shape[1], sizes, alphas.size, n_targets)
+        inner_folds = None if method == "logo" else [(np.flatnonzero(groups != g), np.flatnonzero(groups == g))
+                                                     for g in labels]
+    dec_np = dec if be.name == "numpy" else _NumpyDecomposition(dec)
+    step = n_targets if not n_targets_batch else int(n_targets_batch)
+    out = {"r": np.empty(n_targets), "r2": np.empty(n_targets), "alpha": np.empty(n_targets),
+           "cv_score": np.empty(n_targets), "r_null": np.full((n_targets, n_perm), np.nan)}
+    for t0 in range(0, n_targets, step):
+        b = slice(t0, min(t0 + step, n_targets))
+        Ytr = Y[train, b].astype(np.float64)              # only this batch is ever float64
+        ymu = Ytr.mean(0)
+        Yc = be.asarray(Ytr - ymu)
+        if inner_folds is None:
+            scores = logo_scores(dec, Yc, groups, alphas, scoring=scoring)
+        else:
+            scores = fold_scores(Dtr, Yc, inner_folds, alphas, scoring=scoring)
+        cv = to_numpy(scores).astype(np.float64).mean(0)      # (n_alphas, batch)
+        best = select_alphas(cv, alphas)
+        alpha_t = alphas[best]
+        coef = solve_coefs(dec, Yc, alpha_t)
+        pred = to_numpy(Dte_b @ coef).astype(np.float64) + ymu
+        Yte = Y[test, b].astype(np.float64)
+        out["r"][b] = score_columns(Yte, pred[None], "r")[0]
+        out["r2"][b] = score_columns(Yte, pred[None], "r2")[0]
+        out["alpha"][b] = alpha_t
+        out["cv_score"][b] = cv[best, np.arange(cv.shape[1])]
+        if n_perm:
+            out["r_null"][b] = _null_scores(dec_np, Dte, Y[:, b].astype(np.float64), ymu, train, test,
+                                            np.asarray(inner), best, alphas, n_perm=n_perm, null=null,
+                                            seed=seed, batch=perm_batch)
     return out
+
+
+class _NumpyDecomposition:
+    """Numpy view (s, W, test factor) of a torch decomposition, for the null routes."""
+
+    def __init__(self, dec):
+        self._dec = dec
+        self.s = to_numpy(dec.s)
+        self.W = to_numpy(dec.W)
+
+    def test_factor(self, Xte):
+        return to_numpy(self._dec.test_factor(Xte))
+
+
+def _gapped_inner_folds(groups: np.ndarray, train: np.ndarray, labels, gap: int) -> list:
+    """Leave-one-group-out folds on the training rows, minus ``gap`` samples each side of the held-out group.
+
+    ``train`` holds the original sample index of each training row, so the gap
+    is measured on the original clock (across an outer test block too).
+    """
+    folds = []
+    for g in labels:
+        te = np.flatnonzero(groups == g)
+        lo, hi = train[te].min(), train[te].max()
+        keep = (groups != g) & ((train < lo - gap) | (train > hi + gap))
+        if not keep.any():
+            raise ValueError(f"inner cross-validation: gap={gap} leaves no training rows for group {g!r}")
+        folds.append((np.flatnonzero(keep), te))
+    return folds
 
 
 def _null_scores(dec, Dte, Y, ymu, train, test, inner, best, alphas, *, n_perm, null, seed, batch):
@@ -159,6 +222,11 @@ def _null_scores(dec, Dte, Y, ymu, train, test, inner, best, alphas, *, n_perm, 
             hats[ai] = (A * (1.0 / (dec.s + alphas[ai]))) @ W.T          # (n_test, n_train)
     if null == "shift" and not reduced:
         fast = _shift_null_fft(hats, groups_a, Y, ymu, train, test, inner, n_perm=n_perm, seed=seed)
+        if fast is not None:
+            return fast
+    if null == "stimulus":
+        fast = _stimulus_null_blocks(hats, groups_a, Y, train, test, inner, n_perm=n_perm, seed=seed,
+                                     reduced=(A * 1.0, W, dec.s, alphas) if reduced else None)
         if fast is not None:
             return fast
     for start in range(0, n_perm, batch):
@@ -189,7 +257,7 @@ def _shift_null_fft(hats, groups_a, Y, ymu, train, test, inner, *, n_perm, seed)
     """
     runs = run_bounds(inner)
     spans = list(zip(runs[:-1], runs[1:]))
-    lags = shift_lags(inner, n_perm, seed=seed)                        # (n_perm, n_runs)
+    lags = shift_draws(inner, n_perm, seed=seed)                        # (n_perm, n_runs)
     in_train = np.zeros(inner.size, bool)
     in_train[train] = True
     pos = np.full(inner.size, -1)
@@ -223,6 +291,60 @@ def _shift_null_fft(hats, groups_a, Y, ymu, train, test, inner, *, n_perm, seed)
             P += C[:, lags[:, r], :].transpose(1, 0, 2)
         Yte = Y[ta:tb][:, idx][te_idx]                                      # (n_perm, n_te, k)
         out[idx] = _r_batch(Yte, P).T
+    return out
+
+
+def _stimulus_null_blocks(hats, groups_a, Y, train, test, inner, *, n_perm, seed, reduced=None):
+    """Stimulus-permutation nulls from one product per (training stimulus, donor stimulus).
+
+    Surrogate ``j`` gives run ``r`` the length-matched targets of run
+    ``perm_j[r]``, so its held-out prediction is ``sum_r H[:, c_r] @ Y_{perm_j[r]}``:
+    the ``n_runs**2`` products are formed once and each surrogate is a sum of
+    ``n_runs`` of them. With ``reduced = (A, W, s, alphas)`` (low rank) the
+    products are ``W[c_r]' Y_d`` in the rank-sized space instead. (The hat
+    matrix annihilates constants -- the training design is centred -- so the
+    training mean of the targets need not be removed.) Returns None when the
+    held-out rows are not exactly one run or a training run is only partly
+    in ``train``.
+    """
+    runs = run_bounds(inner)
+    spans = list(zip(runs[:-1], runs[1:]))
+    in_train = np.zeros(inner.size, bool)
+    in_train[train] = True
+    pos = np.full(inner.size, -1)
+    pos[train] = np.arange(train.size)
+    test_run = [r for r, (a, b) in enumerate(spans) if a == test[0]]
+    if len(test_run) != 1 or spans[test_run[0]][1] - spans[test_run[0]][0] != test.size:
+        return None
+    t = test_run[0]
+    tr_runs = [r for r in range(len(spans)) if r != t]
+    if not all(in_train[a:b].all() for a, b in (spans[r] for r in tr_runs)):
+        return None
+    perms = permutation_draws(inner, n_perm, seed=seed)                  # (n_perm, n_runs)
+    n_te = test.size
+    out = np.empty((Y.shape[1], n_perm))
+    donors = [Y[a:b] for a, b in spans]
+    T = np.stack([match_length(d, n_te) for d in donors])                  # (n_runs, n_te, n_targets)
+    if reduced is not None:
+        A, W, sv, alphas = reduced
+        Z = np.zeros((n_perm, W.shape[1], Y.shape[1]))                    # W' S_j, (n_perm, rank, n_targets)
+        for r in tr_runs:
+            a, b = spans[r]
+            Wr = W[pos[a:b]].T                                             # (rank, n_r)
+            Z += np.stack([Wr @ match_length(d, b - a) for d in donors])[perms[:, r]]
+        for ai, idx in groups_a.items():
+            P = np.einsum("ir,brt->bit", A * (1.0 / (sv + alphas[ai])), Z[:, :, idx], optimize=True)
+            out[idx] = _r_batch(T[perms[:, t]][:, :, idx], P).T
+        return out
+    for ai, idx in groups_a.items():
+        H = hats[ai]
+        P = np.zeros((n_perm, n_te, idx.size))
+        for r in tr_runs:
+            a, b = spans[r]
+            Hr = H[:, pos[a:b]]
+            M = np.stack([Hr @ match_length(d[:, idx], b - a) for d in donors])   # (n_runs, n_te, k)
+            P += M[perms[:, r]]
+        out[idx] = _r_batch(T[perms[:, t]][:, :, idx], P).T
     return out
 
 

@@ -1,118 +1,34 @@
-"""Null targets, permutation p-values and multiple-comparison corrections.
+"""Permutation p-values and multiple-comparison corrections over declared families.
 
-Surrogates are made from the *training* targets of a fold and pushed through
-that fold's decomposition as extra columns (see :mod:`._nested`); the same
-surrogate index draws the same shifts / phases for every target and every
-cell of a grid, so max-statistics across targets and layers are valid.
+The surrogates themselves live in :mod:`xaffect.surrogates` (shared with
+synchrony) and are re-exported here under encoding's names. Surrogate ``j``
+is the same draw for every target and every cell of a grid (see
+:mod:`._nested`), so max-statistics over any family of cells are valid;
+:func:`family_pvalues` computes them for the family a claim rests on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import xarray as xr
+
+from ..errors import ConfigError
 from ..stats import fdr_bh  # noqa: F401  (re-exported)
-from ..store.clock import run_bounds
+from ..surrogates import (circular_shift, make_surrogates, phase_randomise,  # noqa: F401
+                          shift_draws)
 
-__all__ = ["circular_shift", "phase_randomise", "make_surrogates", "permutation_p", "fdr_bh", "fwer_maxstat"]
+__all__ = ["circular_shift", "phase_randomise", "make_surrogates", "permutation_p", "fdr_bh", "fwer_maxstat",
+           "family_pvalues", "GRID_FAMILY"]
 
-
-def circular_shift(Y: np.ndarray, groups: np.ndarray, rng: np.random.Generator, *,
-                   min_shift: float = 0.1) -> np.ndarray:
-    """Shift every stimulus's rows circularly by its own random lag.
-
-    Parameters
-    ----------
-    Y : array of shape (n_samples, n_targets)
-    groups : array of shape (n_samples,)
-        Stimulus of each sample (contiguous).
-    rng : numpy Generator
-    min_shift : float
-        Smallest shift as a fraction of the stimulus length.
-
-    Returns
-    -------
-    array of shape (n_samples, n_targets)
-    """
-    out = np.empty_like(Y)
-    bounds = run_bounds(groups)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        out[a:b] = np.roll(Y[a:b], _draw_lag(rng, b - a, min_shift), axis=0)
-    return out
+#: the family of ``p_fdr``/``p_fwer`` in a scores store: the whole search of one grid (one target kind)
+GRID_FAMILY = ("feature_set", "layer", "element", "target")
 
 
-def _draw_lag(rng: np.random.Generator, n: int, min_shift: float = 0.1) -> int:
-    lo = max(1, int(np.ceil(min_shift * n)))
-    return int(rng.integers(lo, max(lo + 1, n - lo + 1))) if n > 2 else 1 % max(n, 1)
-
-
-def shift_lags(groups: np.ndarray, n: int, *, seed: int = 0, start: int = 0) -> np.ndarray:
-    """The lags :func:`make_surrogates` (``kind="shift"``) draws, array of shape (n, n_runs).
-
-    Column ``s`` is the circular shift of the ``s``-th contiguous run of ``groups``.
-    """
-    groups = np.asarray(groups)
-    sizes = np.diff(run_bounds(groups))
-    out = np.empty((n, sizes.size), dtype=np.int64)
-    for j in range(n):
-        rng = np.random.default_rng([seed, start + j])
-        out[j] = [_draw_lag(rng, int(m)) for m in sizes]
-    return out
-
-
-def phase_randomise(Y: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Randomise Fourier phases within each stimulus (same phases for every target).
-
-    Keeps each target's power spectrum (and the cross-target coherence), so
-    autocorrelation is kept and any relation to the features is destroyed.
-
-    Parameters
-    ----------
-    Y : array of shape (n_samples, n_targets)
-    groups : array of shape (n_samples,)
-    rng : numpy Generator
-
-    Returns
-    -------
-    array of shape (n_samples, n_targets)
-    """
-    out = np.empty_like(Y)
-    bounds = run_bounds(groups)
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        n = b - a
-        F = np.fft.rfft(Y[a:b], axis=0)
-        ph = rng.uniform(0, 2 * np.pi, F.shape[0])
-        ph[0] = 0.0
-        if n % 2 == 0:
-            ph[-1] = 0.0
-        out[a:b] = np.fft.irfft(F * np.exp(1j * ph)[:, None], n=n, axis=0)
-    return out
-
-
-def make_surrogates(Y: np.ndarray, groups: np.ndarray, n: int, *, kind: str = "shift",
-                    seed: int = 0, start: int = 0) -> np.ndarray:
-    """Surrogates ``start .. start+n-1`` of ``Y``.
-
-    Parameters
-    ----------
-    Y : array of shape (n_samples, n_targets)
-    groups : array of shape (n_samples,)
-    n : int
-    kind : {"shift", "phase"}
-    seed : int
-        Surrogate ``j`` depends only on ``(seed, j)`` and the stimulus lengths.
-
-    Returns
-    -------
-    array of shape (n, n_samples, n_targets)
-    """
-    groups = np.asarray(groups)
-    fn = {"shift": circular_shift, "phase": phase_randomise}.get(kind)
-    if fn is None:
-        raise ValueError(f"null: must be 'shift' or 'phase', got {kind!r}")
-    out = np.empty((n,) + Y.shape)
-    for j in range(n):
-        out[j] = fn(Y, groups, np.random.default_rng([seed, start + j]))
-    return out
-
+# the surrogate kernels live in xaffect.surrogates (shared with synchrony);
+# re-exported here under encoding's historical names
+shift_lags = shift_draws
 
 def permutation_p(observed: np.ndarray, null: np.ndarray, axis: int = -1) -> np.ndarray:
     """One-sided permutation p-value with the +1 correction.
@@ -153,3 +69,76 @@ def fwer_maxstat(observed: np.ndarray, null: np.ndarray, family_axes: tuple[int,
     count = np.sum(mx >= observed[..., None], axis=-1)
     p = (1.0 + count) / (1.0 + null.shape[-1])
     return np.where(np.isnan(observed), np.nan, p)
+
+
+def family_pvalues(scores: xr.Dataset, family: Sequence[str] = GRID_FAMILY, *, method: str = "fwer",
+                   **selection) -> xr.DataArray:
+    """p-values of ``scores`` corrected over a declared family of tests.
+
+    A claim names the search it rests on: "layer L of feature set F predicts
+    arousal" rests on (layer,) if F and arousal were fixed in advance; "some
+    deep layer predicts some rating" on (feature_set, layer, element, target)
+    restricted to the deep sets and the rating targets. Select the tests of
+    the search with ``selection`` (``.sel`` keywords), name the dims pooled
+    into one family with ``family``; every other dim indexes separate
+    families.
+
+    Parameters
+    ----------
+    scores : Dataset
+        A scores store with ``r_mean (feature_set, layer, element, target)``,
+        ``p`` and ``null (..., perm)`` (the fold-mean null r, the same
+        surrogate index in every cell: see :func:`xaffect.encoding.fit_grid`).
+    family : sequence of str
+        Dims of one family (default: all four, the whole search).
+    method : {"fwer", "fdr", "none"}
+        "fwer": max-statistic family-wise p (Westfall & Young 1993; Nichols
+        & Holmes 2002): each test's r against the null distribution of the
+        family's maximum. "fdr": Benjamini-Hochberg over the family's ``p``.
+        "none": ``p`` unchanged (a single pre-declared test).
+    **selection
+        ``dim=values`` passed to ``scores.sel`` first (e.g.
+        ``target=["rating:arousal", "rating:valence"]``,
+        ``feature_set=["hubert.pca12"]``).
+
+    Returns
+    -------
+    DataArray of the shape of the selected ``r_mean``
+        attrs: ``family`` (the pooled dims joined by " x "), ``method``,
+        ``n_tests`` (tests per family, NaN cells excluded), ``selection``.
+
+    Notes
+    -----
+    Targets of different kinds (ratings, synchrony, regions) come from
+    separate grids; pooling them is valid for the stimulus-permutation null
+    (the same permutation for every kind) and approximate for shift/phase.
+    """
+    if method not in ("fwer", "fdr", "none"):
+        raise ConfigError(f"method: must be 'fwer', 'fdr' or 'none', got {method!r}")
+    dims4 = tuple(d for d in scores["r_mean"].dims)
+    bad = [d for d in family if d not in dims4]
+    if bad:
+        raise ConfigError(f"family: {bad} are not dims of the scores ({dims4})")
+    for var in ("p", "null") if method == "fwer" else ("p",):
+        if var not in scores:
+            raise ConfigError(f"family_pvalues: the scores have no {var!r} (fitted with n_perm=0?)")
+    ds = scores.sel(**{k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in selection.items()})
+    r = ds["r_mean"]
+    fam = [d for d in r.dims if d in family]
+    rest = [d for d in r.dims if d not in family]
+    r_t = r.transpose(*rest, *fam)
+    shape_rest = tuple(r_t.sizes[d] for d in rest)
+    n_fam = int(np.prod([r_t.sizes[d] for d in fam])) if fam else 1
+    obs = np.asarray(r_t.values, dtype=np.float64).reshape(shape_rest + (n_fam,))
+    if method == "fwer":
+        null = np.asarray(ds["null"].transpose(*rest, *fam, "perm").values, dtype=np.float64)
+        null = null.reshape(shape_rest + (n_fam, null.shape[-1]))
+        out = fwer_maxstat(obs, null, family_axes=(len(rest),))
+    else:
+        p = np.asarray(ds["p"].transpose(*rest, *fam).values, dtype=np.float64).reshape(shape_rest + (n_fam,))
+        out = fdr_bh(p, axis=-1) if method == "fdr" else p
+    res = xr.DataArray(out.reshape(r_t.shape), dims=r_t.dims, coords=r_t.coords).transpose(*r.dims)
+    res.attrs = dict(family=" x ".join(fam) or "single test", method=method,
+                     n_tests=int(np.isfinite(obs).sum(-1).max()) if obs.size else 0,
+                     selection=repr(selection), null=str(scores.attrs.get("null", "")))
+    return res

@@ -7,17 +7,82 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.model_selection import KFold, LeaveOneGroupOut, check_cv
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import InputError
 from ._solvers import decompose, fold_scores, score_columns, select_alphas, solve_coefs
 
-__all__ = ["RidgeCV", "DEFAULT_ALPHAS"]
+__all__ = ["RidgeCV", "DEFAULT_ALPHAS", "validate_fit_data", "validate_predict_data"]
 
 #: 10^-5 ... 10^5 in half-decade steps (21 values), the seeds' grid.
 DEFAULT_ALPHAS = 10.0 ** np.arange(-5, 5.5, 0.5)
 
 
-class RidgeCV(RegressorMixin, BaseEstimator):
+def _first_nonfinite(name: str, M) -> str:
+    """`` (first at sample i, column j of X)`` for the first NaN/inf of ``M``, else ``""``."""
+    try:
+        M = np.asarray(M, dtype=np.float64)
+    except (TypeError, ValueError):
+        return ""
+    bad = np.argwhere(~np.isfinite(M.reshape(M.shape[0], -1) if M.ndim else M.reshape(1, 1)))
+    return f" (first at sample {bad[0][0]}, column {bad[0][1]} of {name})" if bad.size else ""
+
+
+def validate_fit_data(estimator: BaseEstimator, X, Y) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's checks of ``(X, Y)`` at ``fit`` (dense, finite, numeric, 2-d ``X``).
+
+    Sets ``n_features_in_`` (and ``feature_names_in_`` for data frames). Errors
+    keep scikit-learn's messages, as :class:`~xaffect.errors.InputError` (a
+    ``ValueError``), with the position of the first non-finite value added.
+
+    Returns
+    -------
+    X : array of shape (n_samples, n_features), float64
+    Y : array of shape (n_samples, n_targets), float64
+        1-d ``Y`` becomes one column; ``estimator._y_1d`` remembers it.
+    """
+    try:
+        X, Y = validate_data(estimator, X, Y, multi_output=True, y_numeric=True, dtype=np.float64)
+    except ValueError as exc:
+        nonfinite = "NaN" in str(exc) or "infinity" in str(exc)
+        where = (_first_nonfinite("X", X) or _first_nonfinite("Y", Y)) if nonfinite else ""
+        raise InputError(f"{exc}{where}") from None
+    estimator._y_1d = Y.ndim == 1
+    return X, (Y[:, None] if Y.ndim == 1 else Y)
+
+
+def validate_predict_data(estimator: BaseEstimator, X) -> np.ndarray:
+    """``check_is_fitted`` and scikit-learn's checks of ``X`` at ``predict`` (feature count included)."""
+    check_is_fitted(estimator, "coef_")
+    try:
+        return validate_data(estimator, X, reset=False, dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+class _RidgeBase(RegressorMixin, BaseEstimator):
+    """What :class:`RidgeCV` and :class:`~xaffect.encoding.BandedRidgeCV` share: tags and prediction."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        tags.input_tags.sparse = False      # dense only: validate_data rejects sparse with scikit-learn's message
+        return tags
+
+    def predict(self, X):
+        """Predict from ``X`` of shape (n_samples, n_features).
+
+        Returns
+        -------
+        array of shape (n_samples, n_targets), or (n_samples,) if fitted on 1-d ``Y``
+        """
+        X = validate_predict_data(self, X)
+        P = X @ self.coef_ + self.intercept_
+        return P[:, 0] if self._y_1d else P
+
+
+class RidgeCV(_RidgeBase):
     """Ridge regression with the alpha of each target chosen by cross-validation.
 
     One decomposition of each training design (eigendecomposition of
@@ -61,6 +126,8 @@ class RidgeCV(RegressorMixin, BaseEstimator):
     def fit(self, X, Y, groups=None):
         """Fit on ``X`` (n_samples, n_features) and ``Y`` (n_samples,) or (n_samples, n_targets).
 
+        ``score`` is scikit-learn's: R^2 averaged uniformly over targets.
+
         Returns
         -------
         self
@@ -68,17 +135,7 @@ class RidgeCV(RegressorMixin, BaseEstimator):
         if self.scoring not in ("neg_mse", "r", "r2"):
             raise InputError(f"scoring: must be 'neg_mse', 'r' or 'r2', got {self.scoring!r}")
         alphas = self._alphas()
-        X = np.asarray(X, dtype=np.float64)
-        Y = np.asarray(Y, dtype=np.float64)
-        self._1d = Y.ndim == 1
-        Y = Y[:, None] if self._1d else Y
-        if X.ndim != 2 or X.shape[0] != Y.shape[0]:
-            raise InputError(f"X has shape {X.shape} but Y has {Y.shape[0]} samples")
-        for name, M in (("X", X), ("Y", Y)):
-            bad = np.argwhere(~np.isfinite(M))
-            if bad.size:
-                raise InputError(f"{name}: {len(bad)} non-finite values (first at sample {bad[0][0]}, "
-                                 f"column {bad[0][1]})")
+        X, Y = validate_fit_data(self, X, Y)
         if self.cv is None and groups is not None:
             splitter = LeaveOneGroupOut()
         else:
@@ -99,20 +156,4 @@ class RidgeCV(RegressorMixin, BaseEstimator):
             mx, my = np.zeros(X.shape[1]), np.zeros(Y.shape[1])
         self.coef_ = solve_coefs(decompose(X - mx), Y - my, self.best_alphas_)
         self.intercept_ = my - mx @ self.coef_
-        self.n_features_in_ = X.shape[1]
         return self
-
-    def predict(self, X):
-        """Predict, array of shape (n_samples, n_targets) (or (n_samples,) if fit on 1-D ``Y``)."""
-        X = np.asarray(X, dtype=np.float64)
-        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-            raise InputError(f"X: expected {self.n_features_in_} features, got shape {X.shape}")
-        P = X @ self.coef_ + self.intercept_
-        return P[:, 0] if self._1d else P
-
-    def score(self, X, Y, sample_weight=None):
-        """Mean over targets of the R^2 of the predictions of ``X`` against ``Y``."""
-        Y = np.asarray(Y, dtype=np.float64)
-        P = self.predict(X)
-        Y2, P2 = (Y[:, None], P[:, None]) if Y.ndim == 1 else (Y, P)
-        return float(np.mean(score_columns(Y2, P2[None], "r2")[0]))

@@ -1,11 +1,22 @@
 """Ridge kernels on arrays: one decomposition per training set, all alphas and targets.
 
-Every kernel works in float64 on plain numpy arrays. A training design is
-decomposed once (:func:`decompose`): an eigendecomposition of ``X.T @ X``
-(primal, when features do not outnumber samples) or of ``X @ X.T`` (dual,
-otherwise). Both are written as a hat factor ``W`` with per-alpha weights
-``g(alpha)`` so that the training hat matrix is ``W diag(g) W.T`` and every
-prediction for every alpha is formed in the reduced space.
+A training design is decomposed once (:func:`decompose`): an
+eigendecomposition of ``X.T @ X`` (primal, when features do not outnumber
+samples) or of ``X @ X.T`` (dual, otherwise). Both are written as a hat factor
+``W`` with per-alpha weights ``g(alpha)`` so that the training hat matrix is
+``W diag(g) W.T`` and every prediction for every alpha is formed in the reduced
+space.
+
+**Arrays and precision.** Every kernel takes numpy arrays or torch tensors
+(through ``array_api_compat``: one code path, as himalaya's backends) and
+returns arrays of the same library and device. The large products (Gram
+matrix, ``X V``, hat blocks, residuals, predictions) run in the dtype of the
+design -- float32 when the caller passes float32, which halves time and
+memory -- while the two steps whose accuracy decides which alpha wins run in
+float64 whatever the input: the eigendecomposition (``r^3``, small beside the
+Gram) and the leave-one-group-out solves ``(I - H_kk)^-1`` (``n_k^3`` per
+group and alpha). See :func:`logo_scores` for the error bound that justifies
+the float32 tolerance used in the tests.
 """
 
 from __future__ import annotations
@@ -13,10 +24,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
+from array_api_compat import array_namespace, device as array_device, is_torch_array
 
 __all__ = ["decompose", "predict_path", "solve_coefs", "score_columns", "select_alphas",
-           "logo_scores", "fold_scores"]
+           "logo_scores", "fold_scores", "to_numpy"]
+
+
+def to_numpy(a) -> np.ndarray:
+    """A numpy copy of a numpy array or torch tensor (any device)."""
+    if is_torch_array(a):
+        return a.detach().cpu().numpy()
+    return np.asarray(a)
+
+
+def _as(xp, a, like):
+    """``a`` as an array of ``like``'s library, device and dtype."""
+    return xp.asarray(a, dtype=like.dtype, device=array_device(like))
+
+
+def _f64(xp, a):
+    return xp.astype(a, xp.float64)
 
 
 class Decomposition:
@@ -26,64 +53,117 @@ class Decomposition:
     ----------
     kind : {"primal", "dual"}
     s : array of shape (rank,)
-        Eigenvalues (clipped at 0).
+        Eigenvalues (clipped at 0), in the design's dtype.
     V : array of shape (n_features, rank) or (n_samples, rank)
         Eigenvectors of ``X.T X`` (primal) or ``X X.T`` (dual).
     X : array of shape (n_samples, n_features)
-        The training design itself.
+        The training design itself (numpy array or torch tensor).
     """
 
-    def __init__(self, X: np.ndarray):
-        X = np.asarray(X, dtype=np.float64)
+    def __init__(self, X):
+        xp = array_namespace(X)
+        if not xp.isdtype(X.dtype, "real floating"):
+            X = xp.astype(X, xp.float64)
+        self.xp = xp
         self.X = X
         n, p = X.shape
-        if p <= n:
-            self.kind = "primal"
-            s, V = np.linalg.eigh(X.T @ X)
-        else:
-            self.kind = "dual"
-            s, V = np.linalg.eigh(X @ X.T)
-        self.s = np.clip(s, 0.0, None)
-        self.V = V
+        self.kind = "primal" if p <= n else "dual"
+        gram = X.T @ X if self.kind == "primal" else X @ X.T
+        # eigh in float64 whatever the design's dtype: r^3, cheap beside the
+        # Gram, and it fixes the spectrum every alpha is scored with
+        s, V = xp.linalg.eigh(_f64(xp, gram))
+        self.s = xp.astype(xp.clip(s, 0.0, None), X.dtype)
+        self.V = xp.astype(V, X.dtype)
         self._W = None
 
     @property
-    def W(self) -> np.ndarray:
+    def W(self):
         """Hat factor of shape (n_samples, rank): training hat = ``W diag(g) W.T``."""
         if self._W is None:
             self._W = self.X @ self.V if self.kind == "primal" else self.V
         return self._W
 
-    def g(self, alphas: np.ndarray) -> np.ndarray:
+    def _alphas(self, alphas):
+        return _as(self.xp, to_numpy(alphas).astype(np.float64), self.s)[:, None]
+
+    def g(self, alphas) -> np.ndarray:
         """Hat weights, array of shape (n_alphas, rank)."""
-        a = np.asarray(alphas, dtype=np.float64)[:, None]
+        a = self._alphas(alphas)
         if self.kind == "primal":
             return 1.0 / (self.s[None, :] + a)
         return self.s[None, :] / (self.s[None, :] + a)
 
-    def test_factor(self, Xte: np.ndarray) -> np.ndarray:
+    def test_factor(self, Xte):
         """``A`` of shape (n_test, rank) with test predictions ``A diag(h) W.T Y``.
 
         ``h = 1/(s+alpha)`` in both forms: primal ``A = Xte V``; dual
         ``A = Xte X.T V``.
         """
-        Xte = np.asarray(Xte, dtype=np.float64)
+        Xte = _as(self.xp, Xte, self.X)
         if self.kind == "primal":
             return Xte @ self.V
         return (Xte @ self.X.T) @ self.V
 
-    def h(self, alphas: np.ndarray) -> np.ndarray:
+    def projected_targets(self, Y):
+        """``Z = W.T Y`` of shape (rank, n_targets) (primal: ``V.T X.T Y``)."""
+        Y = _as(self.xp, Y, self.X)
+        return self.V.T @ (self.X.T @ Y) if self.kind == "primal" else self.V.T @ Y
+
+    def h(self, alphas):
         """Test weights ``1/(s+alpha)``, array of shape (n_alphas, rank)."""
-        a = np.asarray(alphas, dtype=np.float64)[:, None]
-        return 1.0 / (self.s[None, :] + a)
+        return 1.0 / (self.s[None, :] + self._alphas(alphas))
+
+    @property
+    def complete(self) -> bool:
+        """Whether ``W`` spans every sample (dual form: ``V`` is square)."""
+        return self.kind == "dual" and self.V.shape[1] == self.V.shape[0]
+
+    def complement(self, alphas, *, intercept: bool):
+        """``I - H = U diag(c) U.T`` for the dual form, without cancellation.
+
+        With ``V`` square, ``I - V diag(g) V.T = V diag(1 - g) V.T``, and
+        ``1 - g = alpha/(s+alpha)`` is formed directly (``g`` rounds to 1 in
+        float32 when ``alpha`` is far below ``s``). With an intercept the hat
+        also holds ``11'/n``: instead of subtracting it (which cancels against
+        the constant eigenvector), the constant direction is removed from the
+        null space of ``X X.T`` and the rest of that null space kept with
+        weight 1.
+
+        Returns
+        -------
+        U : array of shape (n_samples, rank')
+        c : array of shape (n_alphas, rank')
+        """
+        xp, V, s = self.xp, self.V, self.s
+        a = self._alphas(alphas)
+        if not intercept:
+            return V, a / (s[None, :] + a)
+        n = V.shape[0]
+        tol = float(xp.max(s)) * n * float(np.finfo(np.float32 if s.dtype == xp.float32 else np.float64).eps)
+        null = s <= tol
+        keep = ~null
+        V0 = _f64(xp, V[:, null])
+        u = xp.ones((n, 1), dtype=xp.float64, device=array_device(V)) / np.sqrt(n)
+        V0p = V0 - u @ (u.T @ V0)
+        if V0p.shape[1]:
+            B, sv, _ = xp.linalg.svd(V0p, full_matrices=False)
+            B = xp.astype(B[:, sv > 0.5], V.dtype)
+        else:
+            B = V0p[:, :0]
+        U = xp.concat([V[:, keep], B], axis=1)
+        c = xp.concat([a / (s[None, keep] + a),
+                       xp.ones((a.shape[0], B.shape[1]), dtype=V.dtype, device=array_device(V))], axis=1)
+        return U, c
 
 
-def decompose(X: np.ndarray) -> Decomposition:
+def decompose(X) -> Decomposition:
     """Decompose a training design once for all alphas and targets.
 
     Parameters
     ----------
     X : array of shape (n_samples, n_features)
+        numpy array or torch tensor; float32 keeps the large products in
+        float32.
 
     Returns
     -------
@@ -92,7 +172,7 @@ def decompose(X: np.ndarray) -> Decomposition:
     return Decomposition(X)
 
 
-def predict_path(dec: Decomposition, Y: np.ndarray, Xte: np.ndarray, alphas: Sequence[float]) -> np.ndarray:
+def predict_path(dec: Decomposition, Y, Xte, alphas: Sequence[float]):
     """Test predictions for every alpha from one decomposition.
 
     Parameters
@@ -108,12 +188,12 @@ def predict_path(dec: Decomposition, Y: np.ndarray, Xte: np.ndarray, alphas: Seq
     array of shape (n_alphas, n_test, n_targets)
     """
     A = dec.test_factor(Xte)
-    Z = dec.V.T @ (dec.X.T @ Y) if dec.kind == "primal" else dec.V.T @ Y
-    h = dec.h(np.asarray(alphas))
-    return np.einsum("ir,ar,rt->ait", A, h, Z, optimize=True)
+    Z = dec.projected_targets(Y)
+    h = dec.h(alphas)
+    return (A[None, :, :] * h[:, None, :]) @ Z
 
 
-def solve_coefs(dec: Decomposition, Y: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
+def solve_coefs(dec: Decomposition, Y, alpha_per_target):
     """Ridge coefficients with one alpha per target.
 
     Parameters
@@ -127,14 +207,14 @@ def solve_coefs(dec: Decomposition, Y: np.ndarray, alpha_per_target: np.ndarray)
     -------
     array of shape (n_features, n_targets)
     """
-    alpha_per_target = np.asarray(alpha_per_target, dtype=np.float64)
-    h = 1.0 / (dec.s[:, None] + alpha_per_target[None, :])
+    h = 1.0 / (dec.s[:, None] + _as(dec.xp, to_numpy(alpha_per_target).astype(np.float64), dec.s)[None, :])
+    Y = _as(dec.xp, Y, dec.X)
     if dec.kind == "primal":
         return dec.V @ (h * (dec.V.T @ (dec.X.T @ Y)))
     return dec.X.T @ (dec.V @ (h * (dec.V.T @ Y)))
 
 
-def score_columns(y_true: np.ndarray, y_pred: np.ndarray, scoring: str) -> np.ndarray:
+def score_columns(y_true, y_pred, scoring: str):
     """Score each target column.
 
     Parameters
@@ -147,42 +227,43 @@ def score_columns(y_true: np.ndarray, y_pred: np.ndarray, scoring: str) -> np.nd
     -------
     array of shape (..., n_targets)
     """
+    xp = array_namespace(y_true, y_pred)
     if scoring == "neg_mse":
-        return -np.mean((y_true - y_pred) ** 2, axis=-2)
+        return -xp.mean((y_true - y_pred) ** 2, axis=-2)
     if scoring == "r2":
-        ss = np.sum((y_true - y_true.mean(0)) ** 2, axis=0)
+        ss = xp.sum((y_true - xp.mean(y_true, axis=0)) ** 2, axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return 1.0 - np.sum((y_true - y_pred) ** 2, axis=-2) / ss
+            return 1.0 - xp.sum((y_true - y_pred) ** 2, axis=-2) / ss
     if scoring == "r":
-        yt = y_true - y_true.mean(0)
-        yp = y_pred - y_pred.mean(-2, keepdims=True)
-        num = np.sum(yt * yp, axis=-2)
-        den = np.sqrt(np.sum(yt ** 2, axis=0) * np.sum(yp ** 2, axis=-2))
+        yt = y_true - xp.mean(y_true, axis=0)
+        yp = y_pred - xp.mean(y_pred, axis=-2, keepdims=True)
+        num = xp.sum(yt * yp, axis=-2)
+        den = xp.sqrt(xp.sum(yt ** 2, axis=0) * xp.sum(yp ** 2, axis=-2))
         with np.errstate(divide="ignore", invalid="ignore"):
             out = num / den
-        return np.where(den > 0, out, 0.0)
+        return xp.where(den > 0, out, xp.zeros_like(out))
     raise ValueError(f"scoring: must be 'neg_mse', 'r' or 'r2', got {scoring!r}")
 
 
-def select_alphas(cv_scores: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+def select_alphas(cv_scores, alphas) -> np.ndarray:
     """Index of the best alpha per target (ties go to the larger alpha).
 
     Parameters
     ----------
     cv_scores : array of shape (n_alphas, n_targets)
-        Mean inner-CV score.
+        Mean inner-CV score (numpy or torch).
     alphas : array of shape (n_alphas,)
 
     Returns
     -------
-    array of int of shape (n_targets,)
+    numpy array of int of shape (n_targets,)
     """
-    s = np.nan_to_num(cv_scores, nan=-np.inf) + (np.log(alphas) * 1e-10)[:, None]
+    s = np.nan_to_num(to_numpy(cv_scores).astype(np.float64), nan=-np.inf)
+    s = s + (np.log(to_numpy(alphas).astype(np.float64)) * 1e-10)[:, None]
     return np.argmax(s, axis=0)
 
 
-def fold_scores(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *, scoring: str = "neg_mse",
-                fit_intercept: bool = True) -> np.ndarray:
+def fold_scores(X, Y, folds, alphas, *, scoring: str = "neg_mse", fit_intercept: bool = True):
     """Inner-CV scores by one decomposition per fold (any folds).
 
     Parameters
@@ -196,37 +277,51 @@ def fold_scores(X: np.ndarray, Y: np.ndarray, folds, alphas: np.ndarray, *, scor
     -------
     array of shape (n_folds, n_alphas, n_targets)
     """
+    xp = array_namespace(X)
+    Y = _as(xp, Y, X)
     out = []
     for train, test in folds:
-        Xtr, Xte, Ytr, Yte = X[train], X[test], Y[train], Y[test]
+        tr = _as(xp, train, xp.zeros(1, dtype=xp.int64, device=array_device(X)))
+        te = _as(xp, test, tr)
+        Xtr, Xte, Ytr, Yte = xp.take(X, tr, axis=0), xp.take(X, te, axis=0), xp.take(Y, tr, axis=0), xp.take(Y, te, axis=0)
         if fit_intercept:
-            mx, my = Xtr.mean(0), Ytr.mean(0)
+            mx, my = xp.mean(Xtr, axis=0), xp.mean(Ytr, axis=0)
             Xtr, Xte, Ytr, Yte = Xtr - mx, Xte - mx, Ytr - my, Yte - my
         dec = decompose(Xtr)
         A = dec.test_factor(Xte)
-        Z = dec.V.T @ (dec.X.T @ Ytr) if dec.kind == "primal" else dec.V.T @ Ytr
-        h = dec.h(np.asarray(alphas))
+        Z = dec.projected_targets(Ytr)
+        h = dec.h(alphas)
         # one alpha at a time: memory stays (n_test, n_targets)
-        out.append(np.stack([score_columns(Yte, ((A * h[i]) @ Z)[None], scoring)[0] for i in range(h.shape[0])]))
-    return np.stack(out)
+        out.append(xp.stack([score_columns(Yte, (A * h[i]) @ Z, scoring) for i in range(h.shape[0])]))
+    return xp.stack(out)
 
 
-def _spd_solve(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Solve ``A x = B`` for symmetric positive definite ``A`` (Cholesky; LU if that fails)."""
-    try:
-        return cho_solve(cho_factor(A, check_finite=False), B, check_finite=False)
-    except np.linalg.LinAlgError:
-        return np.linalg.solve(A, B)
+def _alpha_chunk(n_alphas: int, n_k: int, n_targets: int, itemsize: int, budget: int = 256 * 2**20) -> int:
+    """Alphas per batched step so that the (alphas, n_k, n_targets) blocks stay near ``budget`` bytes."""
+    per_alpha = n_k * (n_k + 3 * n_targets) * max(itemsize, 8)
+    return int(max(1, min(n_alphas, budget // max(per_alpha, 1))))
 
 
-def logo_scores(dec: Decomposition, Yc: np.ndarray, groups: np.ndarray, alphas: np.ndarray, *,
-                scoring: str = "neg_mse", intercept: bool = True) -> np.ndarray:
+def logo_scores(dec: Decomposition, Yc, groups, alphas, *, scoring: str = "neg_mse",
+                intercept: bool = True):
     """Leave-one-group-out scores from the decomposition of the whole training set.
 
     Exact for ridge with an unpenalised intercept: with the training hat
     matrix ``H = 11'/n + W diag(g) W'``, the residuals of the fit without
     group ``k`` are ``(I - H_kk)^-1 e_k`` where ``e`` are the full-fit
     residuals -- so no group needs its own decomposition.
+
+    All alphas of a group are one batched product (``H_kk`` and ``e_k`` for
+    every alpha at once) and one batched float64 solve, in alpha chunks that
+    bound memory. **Precision:** with a float32 design, ``H_kk`` and ``e_k``
+    carry a relative error of about ``eps32 * sqrt(rank)`` (a GEMM's
+    round-off, ``eps32 = 6e-8``); the solve amplifies it by at most
+    ``cond(I - H_kk) <= 1 / (1 - max leverage)``, which for ridge with
+    ``alpha`` at or above the design's smallest informative eigenvalue stays
+    small. The held-out residuals and so the scores therefore agree with the
+    float64 path to about 1e-5 relative; alphas whose CV scores differ by
+    less than that may swap, which is why the float32 tests compare scores
+    and held-out r, and count alpha agreement rather than require it.
 
     Parameters
     ----------
@@ -240,24 +335,58 @@ def logo_scores(dec: Decomposition, Yc: np.ndarray, groups: np.ndarray, alphas: 
 
     Returns
     -------
-    array of shape (n_groups, n_alphas, n_targets)
+    array of shape (n_groups, n_alphas, n_targets), in the design's dtype
     """
+    xp = dec.xp
     W = dec.W
     n = W.shape[0]
+    dev = array_device(W)
+    Yc = _as(xp, Yc, W)
     G = dec.g(alphas)                       # (n_alphas, rank)
     WtY = W.T @ Yc                          # (rank, n_targets)
-    labels = list(dict.fromkeys(np.asarray(groups).tolist()))
-    out = np.empty((len(labels), len(alphas), Yc.shape[1]))
+    n_alphas, n_targets = G.shape[0], Yc.shape[1]
+    # Two exact forms of the held-out prediction, chosen per alpha for round-off:
+    #   residual form  pred = y_k - (I - H_kk)^-1 e_k          while the fit is close (small alpha)
+    #   direct form    pred = (I - H_kk)^-1 (yhat_k - H_kk y_k)  once it is shrunk (large alpha),
+    # since y_k - (I - H_kk)^-1 e_k cancels when e_k is almost y_k.
+    s64 = to_numpy(dec.s).astype(np.float64)
+    a64 = to_numpy(alphas).astype(np.float64)
+    shrink = np.median(s64[None, :] / (s64[None, :] + a64[:, None]), axis=1)   # 1: interpolating, 0: shrunk
+    residual_form = np.flatnonzero(shrink >= 0.5)
+    direct_form = np.flatnonzero(shrink < 0.5)
+    complement = dec.complete and residual_form.size > 0
+    if complement:
+        U, C = dec.complement(alphas, intercept=intercept)
+        UtY = U.T @ Yc
+    groups = np.asarray(groups)
+    labels = list(dict.fromkeys(groups.tolist()))
+    out = xp.empty((len(labels), n_alphas, n_targets), dtype=W.dtype, device=dev)
     for gi, lab in enumerate(labels):
-        idx = np.flatnonzero(np.asarray(groups) == lab)
-        Wk = W[idx]                          # (n_k, rank)
-        Yk = Yc[idx]
-        eye = np.eye(idx.size)
-        for ai in range(len(alphas)):
-            Hk = (Wk * G[ai]) @ Wk.T
-            if intercept:
-                Hk = Hk + 1.0 / n
-            Ek = Yk - Wk @ (G[ai][:, None] * WtY)   # full-fit residuals (intercept 0 on centred Y)
-            pred = Yk - _spd_solve(eye - Hk, Ek)
-            out[gi, ai] = score_columns(Yk, pred[None], scoring)[0]
+        idx = xp.asarray(np.flatnonzero(groups == lab), device=dev)
+        Wk = xp.take(W, idx, axis=0)        # (n_k, rank)
+        Yk = xp.take(Yc, idx, axis=0)       # (n_k, n_targets)
+        n_k = Wk.shape[0]
+        eye = xp.eye(n_k, dtype=xp.float64, device=dev)
+        step = _alpha_chunk(n_alphas, n_k, n_targets, 4 if W.dtype == xp.float32 else 8)
+        for form, sel in (("residual", residual_form), ("direct", direct_form)):
+            for c0 in range(0, sel.size, step):
+                ai = sel[c0:c0 + step]
+                ait = xp.asarray(ai, device=dev)
+                Q = Wk[None, :, :] * xp.take(G, ait, axis=0)[:, None, :]     # (a, n_k, rank)
+                if form == "residual" and complement:
+                    # dual form: I - H_kk = U_k diag(c) U_k', e_k = U_k diag(c) U'Y, no cancellation
+                    Uk = xp.take(U, idx, axis=0)
+                    Qc = Uk[None, :, :] * xp.take(C, ait, axis=0)[:, None, :]
+                    Mk = _f64(xp, Qc @ Uk.T)                                  # one batched GEMM
+                    rhs = Qc @ UtY
+                else:
+                    Hk = Q @ Wk.T                                             # (a, n_k, n_k): one batched GEMM
+                    if intercept:
+                        Hk = Hk + 1.0 / n
+                    Mk = eye[None, :, :] - _f64(xp, Hk)
+                    fitted = Q @ WtY                                          # full-fit prediction (a, n_k, n_targets)
+                    rhs = Yk[None, :, :] - fitted if form == "residual" else fitted - Hk @ Yk
+                Rk = xp.astype(xp.linalg.solve(Mk, _f64(xp, rhs)), W.dtype)
+                pred = Yk[None, :, :] - Rk if form == "residual" else Rk
+                out[gi, ait, :] = score_columns(Yk, pred, scoring)
     return out

@@ -10,13 +10,18 @@ Targets, in the store contract's names:
   ``region:<region>``: the **subject mean** of each region's signal, put on
   the analysis clock (mean of the samples whose times fall in each bin).
 
-Each target kind is fitted as its own grid (its own clock); FDR runs across
-the targets of one kind within a cell, the max-statistic FWER across the
-targets of one kind x layers within a feature set and element.
+Each target kind is fitted as its own grid (its own clock); ``p_fdr`` and
+``p_fwer`` are over the whole search of one kind (feature set x layer x
+element x target, named in each variable's ``family`` attr); other families
+come from :func:`xaffect.encoding.family_pvalues`. Reduced feature sets
+(``features.X.pcaK``) are by default refitted inside each outer fold from
+``features.X`` (``pca_fit: train``); ``pca_fit: all`` uses the stored PCA,
+fitted on every stimulus as the seed did.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -46,11 +51,39 @@ CONFIG = {
     "cv": Field((str, int), default="loso", help="outer folds: 'loso' or a number of contiguous blocks"),
     "gap": Field((int, None), default=None, help="blocked cv: samples dropped each side of the test block"),
     "n_perm": Field(int, default=1000, help="null surrogates (0: none)"),
-    "null": Field(str, default="shift", choices=("shift", "phase"),
-                  help="circular shift or phase randomisation within stimulus"),
+    "null": Field(str, default="auto", choices=("auto", "stimulus", "shift", "phase"),
+                  help="null surrogates: 'stimulus' (targets of another stimulus; calibrated for drifting "
+                       "ratings, needs >= 5 stimuli), 'shift'/'phase' within stimulus; 'auto': stimulus if possible"),
+    "detrend": Field((str, None), default=None, choices=(None, "linear", "cosine"),
+                     help="within-stimulus drift removal of targets, features and covariates before fitting "
+                          "(changes the estimand; not a calibration fix for null: shift)"),
+    "high_pass": Field((float, None), default=None, help="cut-off in Hz for detrend: cosine (e.g. 0.0078)"),
+    "pca_fit": Field(str, default="train", choices=("train", "all"),
+                     help="reduced (features.X.pcaK) sets: PCA refitted on the training stimuli of each fold "
+                          "('train') or the stored PCA fitted on all stimuli, as the seed did ('all')"),
     "seed": Field(int, default=0, help="seed of the null surrogates"),
     "scoring": Field(str, default="neg_mse", choices=("neg_mse", "r", "r2"), help="inner-CV criterion"),
+    "backend": Field(str, default="numpy", choices=("numpy", "torch"), help="array library of the ridge kernels"),
+    "device": Field(str, default="cpu", help="'cpu', or 'cuda' / 'cuda:N' with backend: torch"),
+    "dtype": Field(str, default="float64", choices=("float64", "float32"),
+                   help="precision of the ridge kernels (float32: ~2x faster, scores within float32 round-off)"),
+    "n_targets_batch": Field((int, None), default=None,
+                             help="targets per batch inside each task (bounds memory for voxelwise grids)"),
 }
+
+
+def _pca_in_folds(ws, fsets: list[str], names: list[str]) -> tuple[dict[str, int], dict[str, str]]:
+    """Reduced sets to refit inside the folds: ({set name: components}, {reduced store: full store})."""
+    pca, parents = {}, {}
+    for n in fsets:
+        m = re.fullmatch(r"(features\..+)\.pca(\d+)", n)
+        if m and m.group(1) in names:
+            pca[n.removeprefix("features.")] = int(m.group(2))
+            parents[n] = m.group(1)
+        elif m:
+            raise InputError(f"encode.pca_fit: 'train' refits {n!r} inside the folds from {m.group(1)!r}, which "
+                             "is not in the workspace (use pca_fit: all to use the stored PCA)")
+    return pca, parents
 
 
 def _reorder(obj, order: list[str], what: str):
@@ -158,18 +191,19 @@ def run_encode(study, *, force: bool = False, progress: bool = True) -> list[str
         cov_name = "covariates" if "covariates" in names else None
     elif cov_name is not None and cov_name not in names:
         raise ConfigError(f"encode.covariates: no store {cov_name!r}")
+    pca, parents = _pca_in_folds(ws, fsets, names) if cfg["pca_fit"] == "train" else ({}, {})
     explicit = "targets" in (study.config.get("encode") or {}) and cfg["targets"] != list(TARGET_KINDS)
     kinds = cfg["targets"]
     target_stores = [s for k, s in (("ratings", "targets"), ("synchrony", "synchrony"), ("regions", "regions"))
                      if k in kinds and s in names]
-    inputs = list(fsets) + target_stores + ([cov_name] if cov_name else [])
+    inputs = list(fsets) + sorted(set(parents.values())) + target_stores + ([cov_name] if cov_name else [])
     params = {k: v for k, v in cfg.items()}
     params["alphas"] = [float(a) for a in (cfg["alphas"] or DEFAULT_ALPHAS)]
     params["covariates"] = cov_name
     if not force and ws.is_current("scores", stage="encode", params=params, inputs=inputs):
         return ["scores"]
 
-    features = {n.removeprefix("features."): ws.open(n) for n in fsets}
+    features = {n.removeprefix("features."): ws.open(parents.get(n, n)) for n in fsets}
     ref = next(iter(features.values()))
     order = list(stimulus_slices(ref))
     lengths = {k: v.stop - v.start for k, v in stimulus_slices(ref).items()}
@@ -186,7 +220,9 @@ def run_encode(study, *, force: bool = False, progress: bool = True) -> list[str
     for kind, tg in targets.items():
         ds = fit_grid(features, tg, covariates=cov, delays=cfg["delays"], cv=cfg["cv"], gap=cfg["gap"],
                       alphas=params["alphas"], scoring=cfg["scoring"], n_perm=cfg["n_perm"], null=cfg["null"],
-                      seed=cfg["seed"], elements=cfg["elements"], layers=cfg["layers"], progress=progress)
+                      detrend=cfg["detrend"], high_pass=cfg["high_pass"], pca=pca, seed=cfg["seed"],
+                      elements=cfg["elements"], layers=cfg["layers"], progress=progress, backend=cfg["backend"],
+                      device=cfg["device"], dtype=cfg["dtype"], n_targets_batch=cfg["n_targets_batch"])
         ds = ds.assign_coords(target_kind=("target", [kind] * ds.sizes["target"]))
         results.append(ds)
     scores = xr.concat(results, dim="target", combine_attrs="drop_conflicts", join="outer")

@@ -3,7 +3,11 @@
 Any ``transformers`` audio model that returns hidden states works: wav2vec 2.0,
 HuBERT, WavLM, data2vec-audio (raw-waveform models with a convolutional
 feature encoder) and the Whisper encoder (log-mel input). Layer 0 is the input
-to the transformer stack, then one layer per block.
+to the transformer stack (``layer_name`` "input": the convolutional feature
+encoder's output after the feature projection and position embedding, i.e.
+``hidden_states[0]``), then layer *k* (``"block k"``) is the output of block
+*k*: a 12-block base model has layers 0..12, and the seed's "layers 7-14" of
+a 24-block model are blocks 7..14.
 
 Frame geometry (samples per frame and receptive field) is read from the
 model's config, never hard-coded. A frame's time is its receptive-field centre;
@@ -21,7 +25,6 @@ a stimulus shorter than ``batch_seconds`` runs in one exact pass.)
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +35,10 @@ import xarray as xr
 
 from ..errors import InputError
 from ..store.clock import bin_centres, n_bins, to_clock
+from .frames import TORCH_LOCK, activations_on_clock, check_layers, resample_audio  # noqa: F401 (re-exported)
 
-__all__ = ["SpeechModel", "load_model", "layer_activations", "frame_layers", "resample_audio"]
+__all__ = ["SpeechModel", "load_model", "speech_model_from", "layer_activations", "frame_layers", "resample_audio"]
 
-_EPS = 1e-9
-#: One forward pass at a time: torch already spreads each over every core.
-TORCH_LOCK = threading.Lock()
 
 
 @dataclass
@@ -86,6 +87,7 @@ class SpeechModel:
     max_samples: int | None = None
     feature_extractor: Any = field(default=None, repr=False)
     model_type: str = ""
+    config_source: str = "model"
 
     def centres(self, n_samples: int) -> np.ndarray:
         """Frame centres (seconds) of ``n_samples`` samples, shape (n_frames,)."""
@@ -96,19 +98,33 @@ class SpeechModel:
         """Frames ``start..stop-1``: see :func:`frame_layers`."""
         return frame_layers(self, audio, n_samples, start, stop, layers=layers, context=context)
 
+    def layer_names(self, layers: Sequence[int] | None = None) -> list[str]:
+        """Names of hidden states: ``input`` (0, the transformer's input: the feature
+        encoder's projected output plus position embedding) and ``block 1`` … ``block N``."""
+        idx = range(self.n_layers) if layers is None else layers
+        return ["input" if i == 0 else f"block {i}" for i in idx]
+
     def provenance(self) -> dict:
         """Model identity for a store's provenance."""
         return {"name": self.name, "revision": self.revision, "model_type": self.model_type,
                 "random_init": self.random_init, "seed": self.seed, "n_layers": self.n_layers,
-                "sr": self.sr, "hop_samples": self.hop, "receptive_field_samples": self.field}
+                "sr": self.sr, "hop_samples": self.hop, "receptive_field_samples": self.field,
+                "config_source": self.config_source}
 
 
-def _load_error(model: str, exc: Exception) -> InputError:
+#: Hub ids whose architecture is exactly a transformers config class's defaults: with
+#: ``random_init`` they build offline (no weights are read; ``config_source`` says so).
+DEFAULT_ARCHITECTURES = {"facebook/hubert-base-ls960": "HubertConfig", "facebook/wav2vec2-base": "Wav2Vec2Config",
+                         "facebook/wav2vec2-base-960h": "Wav2Vec2Config", "microsoft/wavlm-base": "WavLMConfig"}
+
+
+def _load_error(model: str, exc: Exception, *, random_init: bool = False) -> InputError:
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    what = "its config.json (random_init)" if random_init else "config.json and the weights"
     return InputError(
-        f"model {model!r}: cannot be found or loaded ({first}). Give a local folder holding config.json and "
-        f"the weights instead (save_pretrained, or on a connected machine `hf download {model} --local-dir DIR`), "
-        "or build a random one with xaffect.features.make_random_model")
+        f"model {model!r}: cannot be found or loaded ({first[:160]}). Give a local folder holding {what} instead "
+        f"(save_pretrained, or on a connected machine `hf download {model} --local-dir DIR`), "
+        "or build a random one with `xaffect make-random-model KIND DIR --size base`")
 
 
 def _conv_field(kernels: Sequence[int], strides: Sequence[int]) -> tuple[int, int]:
@@ -120,15 +136,15 @@ def _conv_field(kernels: Sequence[int], strides: Sequence[int]) -> tuple[int, in
     return field_, jump
 
 
-def load_model(model: str | Path, *, revision: str | None = None, random_init: bool = False,
+def load_model(model: Any, *, revision: str | None = None, random_init: bool = False,
                seed: int = 0) -> SpeechModel:
     """Load a Hugging Face audio model by id or local folder.
 
     Parameters
     ----------
-    model : str or Path
-        Hub id (``facebook/hubert-base-ls960``) or a folder saved with
-        ``save_pretrained``.
+    model : str, Path, SpeechModel or transformers model
+        Hub id (``facebook/hubert-base-ls960``), a folder saved with
+        ``save_pretrained``, or a model object (wrapped by :func:`speech_model_from`).
     revision : str, optional
         Hub revision (branch, tag or commit).
     random_init : bool
@@ -150,14 +166,26 @@ def load_model(model: str | Path, *, revision: str | None = None, random_init: b
     import torch
     import transformers
 
+    if isinstance(model, SpeechModel):
+        return model
+    if isinstance(model, torch.nn.Module):
+        return speech_model_from(model)
+    if not isinstance(model, (str, Path)):
+        raise InputError(f"model: expected a Hugging Face id, a folder, a SpeechModel or a transformers model, "
+                         f"got {type(model).__name__}")
     name = str(model)
     if (name.startswith((".", "/", "~")) or Path(name).expanduser().exists()) and \
             not (Path(name).expanduser() / "config.json").is_file():
         raise _load_error(name, FileNotFoundError(f"no config.json in {name}"))
+    config_source = "model"
     try:
         config = transformers.AutoConfig.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError) as exc:
-        raise _load_error(name, exc) from None
+        if not (random_init and name in DEFAULT_ARCHITECTURES):
+            raise _load_error(name, exc, random_init=random_init) from None
+        # random weights need only the architecture, which these configs' defaults are
+        config = getattr(transformers, DEFAULT_ARCHITECTURES[name])()
+        config_source = f"transformers {DEFAULT_ARCHITECTURES[name]}() defaults (= {name}'s architecture; offline)"
     try:
         if random_init:
             torch.manual_seed(int(seed))
@@ -171,6 +199,43 @@ def load_model(model: str | Path, *, revision: str | None = None, random_init: b
         fe = transformers.AutoFeatureExtractor.from_pretrained(name, revision=revision)
     except (OSError, ValueError, KeyError):
         fe = None
+    sm = _wrap(net, config, fe, name, revision, random_init, seed)
+    sm.config_source = config_source
+    return sm
+
+
+def speech_model_from(module, *, feature_extractor=None, name: str | None = None) -> SpeechModel:
+    """A :class:`SpeechModel` around a ``transformers`` model object already in memory.
+
+    Parameters
+    ----------
+    module : transformers.PreTrainedModel
+        A speech model with a ``config`` (e.g. ``HubertModel``), as loaded or built.
+    feature_extractor : optional
+        Its feature extractor (default: the config's rule, as for a folder without one).
+    name : str, optional
+        For provenance (default: the config's ``_name_or_path`` or the class name).
+
+    Raises
+    ------
+    InputError
+        For a torch module that is not a transformers model (use
+        :func:`xaffect.features.torchnet.load_torch_network` for those).
+    """
+    config = getattr(module, "config", None)
+    if config is None or not hasattr(config, "model_type"):
+        raise InputError(f"model: a {type(module).__name__} is not a transformers speech model; for any other "
+                         "torch network use xaffect.features.load_torch_network(module=..., layers=...) and "
+                         "torch_activations (or kind: torch in study.yaml)")
+    label = name or getattr(config, "_name_or_path", "") or type(module).__name__
+    module.eval()
+    return _wrap(module, config, feature_extractor, str(label), None, False, 0)
+
+
+def _wrap(net, config, fe, name: str, revision: str | None, random_init: bool, seed: int) -> SpeechModel:
+    """Frame geometry of a loaded transformers model."""
+    import transformers
+
     mtype = getattr(config, "model_type", "")
     if mtype == "whisper":
         if fe is None:
@@ -231,19 +296,6 @@ def frame_centres(sm: SpeechModel, n_samples: int) -> np.ndarray:
     return (sm.first_centre + np.arange(n_frames(sm, n_samples)) * sm.hop) / sm.sr
 
 
-def check_layers(layers: Any, n_layers: int, *, what: str = "model") -> list[int]:
-    """Validate a layer selection (``"all"``, an int or a list of ints)."""
-    if layers is None or layers == "all":
-        return list(range(n_layers))
-    if isinstance(layers, str):
-        raise InputError(f"layers: {layers!r} is not 'all', an index or a list of indices")
-    sel = [layers] if isinstance(layers, (int, np.integer)) else list(layers)
-    bad = [int(v) for v in sel if not isinstance(v, (int, np.integer)) or not 0 <= int(v) < n_layers]
-    if bad or not sel:
-        raise InputError(f"layers: {bad or sel} out of range for {what} with layers 0..{n_layers - 1}")
-    return [int(v) for v in sel]
-
-
 def frame_layers(sm: SpeechModel, audio: Callable[[int, int], np.ndarray] | np.ndarray, n_samples: int,
                  start: int, stop: int, *, layers: Sequence[int], context: int) -> np.ndarray:
     """Hidden states of frames ``start..stop-1`` computed with surrounding context.
@@ -282,68 +334,6 @@ def frame_layers(sm: SpeechModel, audio: Callable[[int, int], np.ndarray] | np.n
     return out.astype(np.float32, copy=False)
 
 
-def resample_audio(audio: np.ndarray, sr: float, target: int, *, resample: bool = True,
-                   what: str = "audio") -> np.ndarray:
-    """Bring ``audio`` (n_samples,) to ``target`` Hz, or refuse.
-
-    Raises
-    ------
-    InputError
-        If the rates differ and ``resample`` is False.
-    """
-    if abs(float(sr) - target) < 1e-6:
-        return np.asarray(audio, dtype=np.float32)
-    if not resample:
-        raise InputError(f"{what}: sample rate {sr} Hz but the model expects {target} Hz "
-                         "(resample it, or allow resample=True)")
-    import soxr
-
-    return soxr.resample(np.asarray(audio, dtype=np.float32), float(sr), float(target)).astype(np.float32)
-
-
-def plan_chunks(n: int, size: int) -> list[tuple[int, int]]:
-    """Split ``range(n)`` into consecutive pieces of at most ``size``."""
-    size = max(1, int(size))
-    return [(a, min(n, a + size)) for a in range(0, n, size)]
-
-
-def activations_on_clock(sm: Any, audio: Callable[[int, int], np.ndarray] | np.ndarray, n_samples: int,
-                         *, bins: tuple[int, int], rate: float, layers: Sequence[int], batch_seconds: float,
-                         context_seconds: float) -> np.ndarray:
-    """Clock bins ``bins[0]..bins[1]-1`` of the layer cube.
-
-    ``sm`` is any frame extractor with ``sr``, ``hop``, ``n_units``,
-    ``max_samples``, ``centres(n)`` and ``frames(...)`` (a
-    :class:`SpeechModel` or :class:`~xaffect.features.vggish.VGGishExtractor`).
-
-    Returns
-    -------
-    array of shape (n_bins, len(layers), n_units), float32
-        Mean of the frames whose centres fall in each bin (NaN if none).
-    """
-    times = sm.centres(n_samples)
-    idx = np.floor(times * rate + _EPS).astype(np.int64)
-    sel = np.nonzero((idx >= bins[0]) & (idx < bins[1]))[0]
-    nb = bins[1] - bins[0]
-    if sel.size == 0:
-        return np.full((nb, len(layers), sm.n_units), np.nan, dtype=np.float32)
-    per = max(1, int(batch_seconds * sm.sr) // sm.hop)
-    if sm.max_samples is not None:
-        per = min(per, max(1, (sm.max_samples - 2 * int(context_seconds * sm.sr)) // sm.hop))
-    sums = np.zeros((nb, len(layers), sm.n_units))
-    counts = np.zeros(nb)
-    f_lo, f_hi = int(sel[0]), int(sel[-1]) + 1
-    for a, b in plan_chunks(f_hi - f_lo, per):
-        fr = sm.frames(audio, n_samples, f_lo + a, f_lo + b, layers=layers,
-                       context=int(context_seconds * sm.sr))
-        where = idx[f_lo + a:f_lo + b] - bins[0]  # sorted: frames are in time order
-        used, starts = np.unique(where, return_index=True)
-        sums[used] += np.add.reduceat(fr, starts, axis=0)
-        counts[used] += np.diff(np.r_[starts, where.size])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (sums / counts[:, None, None]).astype(np.float32)
-
-
 def _normalised(audio: np.ndarray) -> np.ndarray:
     mu, sd = float(np.mean(audio)), float(np.std(audio))
     return ((audio - mu) / np.sqrt(sd ** 2 + 1e-7)).astype(np.float32)
@@ -362,8 +352,10 @@ def layer_activations(audio: np.ndarray, sr: float, model: str | Path | SpeechMo
     sr : float
         Its sample rate; resampled to the model's rate (or refused if
         ``resample`` is False).
-    model : str, Path or SpeechModel
-        Hub id, local folder, or a model from :func:`load_model`.
+    model : str, Path, SpeechModel, transformers model or TorchNetwork
+        Hub id, local folder, a model from :func:`load_model`, a
+        ``transformers`` model object in memory, or a network from
+        :func:`~xaffect.features.torchnet.load_torch_network`.
     rate : float
         Clock rate in Hz.
     layers : "all", int or list of int
@@ -383,19 +375,27 @@ def layer_activations(audio: np.ndarray, sr: float, model: str | Path | SpeechMo
         Coordinates ``onset`` (bin centres), ``layer``; attrs ``model``,
         ``revision``, ``random_init``, ``clock_rate``.
     """
-    sm = model if isinstance(model, SpeechModel) else load_model(model, revision=revision,
-                                                                random_init=random_init, seed=seed)
+    from .torchnet import TorchNetwork, torch_activations
+
+    if isinstance(model, TorchNetwork):
+        if layers not in (None, "all"):
+            raise InputError("layers: a TorchNetwork records the layers it was built with (load_torch_network)")
+        return torch_activations(audio, sr, model, rate=rate, resample=resample, stimulus=stimulus)
+    sm = load_model(model, revision=revision, random_init=random_init, seed=seed)
     sel = check_layers(layers, sm.n_layers, what=f"model {sm.name!r}")
+    what = f"stimulus {stimulus!r}" if stimulus else "audio"
     x = np.asarray(audio, dtype=np.float32)
     if x.ndim != 1:
-        raise InputError(f"audio: expected a mono waveform (n_samples,), got shape {x.shape}")
-    x = resample_audio(x, sr, sm.sr, resample=resample, what=f"stimulus {stimulus!r}" if stimulus else "audio")
+        raise InputError(f"{what}: expected a mono waveform (n_samples,), got shape {x.shape}")
+    x = resample_audio(x, sr, sm.sr, resample=resample, what=what)
     if sm.normalize:
         x = _normalised(x)
     nb = n_bins(x.size / sm.sr, rate)
+    if nb == 0:
+        raise InputError(f"{what}: {x.size / sm.sr:.3f} s is shorter than one clock bin at {rate:g} Hz")
     cube = activations_on_clock(sm, x, x.size, bins=(0, nb), rate=rate, layers=sel,
                                 batch_seconds=batch_seconds, context_seconds=context_seconds)
-    coords = {"onset": ("time", bin_centres(nb, rate)), "layer": sel}
+    coords = {"onset": ("time", bin_centres(nb, rate)), "layer": sel, "layer_name": ("layer", sm.layer_names(sel))}
     if stimulus is not None:
         coords["stimulus"] = ("time", np.full(nb, stimulus))
     return xr.DataArray(cube, dims=("time", "layer", "unit"), coords=coords, name="activation",

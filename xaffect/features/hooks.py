@@ -5,6 +5,12 @@ frames; each output is reduced to one vector per frame (flattened, or first
 averaged over a time axis) so every stage gives the same ``(frame, unit)``
 matrix, and stages of different widths share one ``(time, layer, unit)`` cube
 padded with NaN (the real width is in the ``n_units`` coordinate).
+
+A hook records what its module computed: the output is copied inside the
+hook, before any later in-place operation (``nn.ReLU(inplace=True)``,
+``x.add_(...)``) of the forward pass can overwrite the tensor it shares
+memory with. A numpy view of the output would silently turn a "conv" record
+into the following ReLU's.
 """
 
 from __future__ import annotations
@@ -41,11 +47,13 @@ def pool_output(out, *, pool: str = "flatten", time_axis: int = 2) -> np.ndarray
         out = out[0]
     if not isinstance(out, torch.Tensor):
         raise InputError(f"hook: module output is {type(out).__name__}, not a tensor")
-    if pool == "time-mean" and out.ndim == 4:
-        out = out.mean(dim=time_axis)
-    elif pool not in ("flatten", "time-mean"):
+    if pool not in ("flatten", "time-mean"):
         raise InputError(f"pool: must be 'flatten' or 'time-mean', got {pool!r}")
-    return out.reshape(out.shape[0], -1).float().numpy().astype(np.float32, copy=False)
+    out = out.detach()
+    if pool == "time-mean" and out.ndim == 4:
+        out = out.mean(dim=time_axis)  # a new tensor: later in-place ops cannot reach it
+    # an explicit copy (never a view of the module's output, which a later in-place op may overwrite)
+    return out.reshape(out.shape[0], -1).to(device="cpu", dtype=torch.float32, copy=True).numpy()
 
 
 def hook_activations(network, x, layers: Sequence[str], *, pool: str = "flatten",
@@ -90,14 +98,14 @@ def hook_activations(network, x, layers: Sequence[str], *, pool: str = "flatten"
             got[_name] = pool_output(out, pool=pool, time_axis=time_axis)
 
         handles.append(modules[name].register_forward_hook(hook))
+    if INPUT in layers:  # before the forward pass, which may change its input in place
+        got[INPUT] = pool_output(x, pool=pool, time_axis=time_axis)
     try:
         with torch.inference_mode():
             network(x)
     finally:
         for h in handles:
             h.remove()
-    if INPUT in layers:
-        got[INPUT] = pool_output(x, pool=pool, time_axis=time_axis)
     return {name: got[name] for name in layers}
 
 

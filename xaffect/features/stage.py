@@ -21,7 +21,6 @@ descriptor)`` on the same clock.
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import dask
@@ -33,29 +32,47 @@ from tqdm.auto import tqdm
 from ..config import Field, StageSpec
 from ..errors import ConfigError, InputError, StoreError
 from ..store.clock import bin_centres, concat_stimuli, n_bins
-from .hf import SpeechModel, activations_on_clock, check_layers, load_model, plan_chunks
+from .frames import activations_on_clock, check_layers, plan_chunks
+from .hf import SpeechModel
 from .lld import LLD_NAMES, lld
 from .lld import SR as LLD_SR
 from .reduce import reduce_layers
+from .resolve import DEEP, FIRST_LAYER, TORCH_KEYS, check_models, resolve_extractor, store_name
 from .smile import egemaps
-from .vggish import VGGISH_LABELS, VGGishExtractor, load_vggish
 from .visual import VISUAL_NAMES, visual_covariates
 
-__all__ = ["STAGES", "EXTRACTOR_SCHEMA", "run_features", "run_covariates", "store_name"]
+__all__ = ["STAGES", "EXTRACTOR_SCHEMA", "run_features", "run_covariates", "store_name", "resolve_extractor",
+           "check_models"]
 
 EXTRACTOR_SCHEMA = {
     "name": Field(str, default=None, help="store name suffix: features.<name> (default: kind)"),
-    "kind": Field(str, default="hf", choices=("hf", "vggish", "lld", "egemaps"), help="hf | vggish | lld | egemaps"),
+    "kind": Field(str, default="hf", choices=("hf", "vggish", "torch", "lld", "egemaps"),
+                  help="hf | vggish | torch | lld | egemaps"),
     "model": Field(str, default=None, help="hf: Hugging Face id or local folder"),
     "revision": Field(str, default=None, help="hf: hub revision"),
     "checkpoint": Field((str, None), default=None, help="vggish: state-dict file"),
+    "factory": Field(str, default=None, help="torch: 'package.module:callable' returning the network"),
+    "factory_kwargs": Field(dict, default=None, help="torch: keyword arguments of the factory"),
+    "factory_loads_weights": Field(bool, default=False, help="torch: the factory returns trained weights itself"),
+    "state_dict": Field(str, default=None, help="torch: weights file loaded into the factory's network"),
+    "torchscript": Field(str, default=None, help="torch: a torch.jit.save-d network (instead of a factory)"),
+    "input": Field(str, default="frames", choices=("frames", "waveform"),
+                   help="torch: one batch row per frame, or the waveform with time kept in the outputs"),
+    "sr": Field(int, default=16000, help="torch: sample rate the network reads"),
+    "field_seconds": Field(float, default=None, help="torch: seconds one frame sees (receptive field)"),
+    "frame_norm": Field(bool, default=False, help="torch frames: z-score each frame"),
+    "time_axis": Field(int, default=1, help="torch waveform: the time axis of the recorded outputs"),
+    "transform": Field(str, default=None, help="torch: 'module:callable' making the network input"),
+    "batch_frames": Field(int, default=256, help="torch frames: frames per forward pass"),
     "random_init": Field(bool, default=False, help="seeded random weights (the control); store gets -random"),
     "seed": Field(int, default=0, help="seed of the random weights"),
-    "layers": Field((str, int, list), default="all", help="'all', an index or a list of indices"),
+    "layers": Field((str, int, list), default="all",
+                    help="hf: 'all', an index or indices (0 = transformer input); vggish: 1..23; "
+                         "torch: module names"),
     "elements": Field(list, default=None, help="elements to extract (default: all in stems)"),
     "batch_seconds": Field(float, default=60.0, help="hf: seconds of audio per forward pass"),
     "context_seconds": Field(float, default=3.0, help="hf: context each side of a chunk"),
-    "hop_seconds": Field(float, default=0.96, help="vggish: seconds between examples"),
+    "hop_seconds": Field(float, default=None, help="vggish: seconds between examples (0.96); torch: between frames"),
     "pool": Field(str, default="time-mean", choices=("time-mean", "flatten"), help="vggish conv outputs"),
     "pca": Field((int, None), default=12, help="components of the per-layer PCA (null: none)"),
     "pca_joint": Field(bool, default=False, help="one PCA basis for all elements"),
@@ -66,7 +83,6 @@ FEATURES_SCHEMA = {
     "extractors": Field(list, default=[], item=EXTRACTOR_SCHEMA, help="feature extractors to run"),
     "source": Field(str, default="stems", help="store with the audio"),
 }
-DEEP = ("hf", "vggish")
 COVARIATES_SCHEMA = {
     "enabled": Field(bool, default=True, help="decode video frames into visual covariates"),
     "width": Field(int, default=160, help="frames are scaled to this width"),
@@ -74,21 +90,13 @@ COVARIATES_SCHEMA = {
 }
 
 
-def store_name(spec: dict) -> str:
-    """``features.<name>``, with ``-random`` for random weights."""
-    name = spec.get("name") or spec["kind"]
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise ConfigError(f"features.extractors: name {name!r} may hold letters, digits, '_' and '-' only")
-    return f"features.{name}" + ("-random" if spec.get("random_init") and spec["kind"] in DEEP else "")
-
-
 def _params(spec: dict, rate: float, stimuli: list[str], elements: list[str]) -> dict:
     keys = {"hf": ("model", "revision", "random_init", "seed", "layers", "batch_seconds", "context_seconds"),
             "vggish": ("checkpoint", "random_init", "seed", "layers", "hop_seconds", "pool"),
-            "lld": (), "egemaps": ()}[spec["kind"]]
+            "torch": TORCH_KEYS, "lld": (), "egemaps": ()}[spec["kind"]]
     return {"kind": spec["kind"], **{k: spec[k] for k in keys}, "resample": spec["resample"],
             "time_chunk": spec["time_chunk"], "rate": rate, "stimuli": stimuli, "elements": elements,
-            "version": 1}
+            "version": 2}
 
 
 def _inputs(spec: dict, source: str, study) -> list:
@@ -97,6 +105,10 @@ def _inputs(spec: dict, source: str, study) -> list:
         out.append(str(study.resolve(spec["model"])))  # a local model folder: its content is part of the identity
     if spec["kind"] == "vggish" and spec["checkpoint"] and not spec["random_init"]:
         out.append(str(study.resolve(spec["checkpoint"])))
+    if spec["kind"] == "torch":
+        for key in ("torchscript",) + (() if spec["random_init"] else ("state_dict",)):
+            if spec[key]:
+                out.append(str(study.resolve(spec[key])))
     return out
 
 
@@ -147,27 +159,13 @@ def _stems_groups(ws, source: str, study) -> dict[str, xr.Dataset]:
     return groups
 
 
-def _deep_extractor(spec: dict, study) -> tuple[Any, dict, int]:
-    if spec["kind"] == "hf":
-        if not spec["model"]:
-            raise ConfigError(f"features.extractors: {spec.get('name') or 'hf'}: kind hf needs model: ID or folder")
-        model = spec["model"]
-        local = study.resolve(model)
-        if local.exists() or model.startswith((".", "/", "~")):
-            model = str(local)
-        sm = load_model(model, revision=spec["revision"], random_init=spec["random_init"], seed=spec["seed"])
-        return sm, sm.provenance(), sm.n_layers
-    ckpt = study.resolve(spec["checkpoint"]) if spec["checkpoint"] else None
-    net = load_vggish(ckpt, random_init=spec["random_init"], seed=spec["seed"])
-    ext = VGGishExtractor(net, hop_seconds=spec["hop_seconds"], pool=spec["pool"])
-    prov = {"name": "vggish", "checkpoint": str(ckpt) if ckpt else None, "random_init": spec["random_init"],
-            "seed": spec["seed"] if spec["random_init"] else None, "n_layers": ext.n_layers, "pool": spec["pool"]}
-    return ext, prov, ext.n_layers
-
-
 def _build_deep(spec, study, groups, elements, progress) -> tuple[xr.Dataset, dict, Any]:
-    ext, prov, n_layers = _deep_extractor(spec, study)
-    layers = check_layers(spec["layers"], n_layers, what=f"extractor {store_name(spec)!r}")
+    ext, prov, n_layers = resolve_extractor(spec, study)
+    first = FIRST_LAYER[spec["kind"]]
+    if spec["kind"] == "torch":
+        layers = list(range(n_layers))  # the layers named are the layers recorded
+    else:
+        layers = check_layers(spec["layers"], n_layers, what=f"extractor {store_name(spec)!r}", first=first)
     rate, tc = float(study.rate), int(spec["time_chunk"])
     n_tasks = 0
     per_stim, onsets, names = [], [], []
@@ -195,7 +193,8 @@ def _build_deep(spec, study, groups, elements, progress) -> tuple[xr.Dataset, di
             read, n = _reader(audio, sr_in, ext.sr, stats)
             nb = n_bins(n / ext.sr, rate)
             if nb == 0:
-                raise InputError(f"stimulus {stim!r}: shorter than one clock bin at {rate} Hz")
+                raise InputError(f"stimulus {stim!r}: {n / ext.sr:.3f} s is shorter than one clock bin at {rate:g} Hz "
+                                 f"({store_name(spec)})")
             parts = []
             for b0, b1 in plan_chunks(nb, tc):
                 d = dask.delayed(block, pure=False)(read, n, (b0, b1), stim, el)
@@ -208,11 +207,11 @@ def _build_deep(spec, study, groups, elements, progress) -> tuple[xr.Dataset, di
         names.append(np.full(nb, stim))
     bar.total = n_tasks
     data = da.concatenate(per_stim, axis=1).rechunk({0: 1, 1: tc, 2: 1, 3: -1})
-    coords = {"element": elements, "time": np.arange(data.shape[1]), "layer": layers,
+    coords = {"element": elements, "time": np.arange(data.shape[1]), "layer": [first + i for i in layers],
+              "layer_name": ("layer", list(ext.layer_names(layers))),
               "onset": ("time", np.concatenate(onsets)), "stimulus": ("time", np.concatenate(names).astype(str))}
-    if isinstance(ext, VGGishExtractor):
-        coords["layer_name"] = ("layer", [VGGISH_LABELS[i] for i in layers])
-        coords["n_units"] = ("layer", ext.widths[layers])
+    if not isinstance(ext, SpeechModel):
+        coords["n_units"] = ("layer", np.asarray(ext.widths)[layers])
     attrs = {"clock_rate": rate, "model": str(prov["name"]), "random_init": int(bool(spec["random_init"])),
              "n_layers": int(n_layers), "kind": spec["kind"]}
     ds = xr.Dataset({"activation": (("element", "time", "layer", "unit"), data)}, coords=coords, attrs=attrs)
@@ -231,6 +230,9 @@ def _build_lld(spec, study, groups, elements) -> xr.Dataset:
             raise InputError(f"stimulus {stim!r}: stems at {sr:g} Hz but the descriptors are computed at "
                              f"{LLD_SR} Hz (set resample: true)")
         nb = n_bins(ds.sizes["sample"] / sr, rate)
+        if nb == 0:  # a zero-length block would drop the stimulus from the store without a word
+            raise InputError(f"stimulus {stim!r}: {ds.sizes['sample'] / sr:.3f} s is shorter than one clock bin "
+                             f"at {rate:g} Hz ({store_name(spec)})")
         rows = []
         for el in elements:
             def one(x, _stim=stim):
@@ -361,8 +363,8 @@ def run_covariates(study, *, force: bool = False, progress: bool = True) -> list
 
 STAGES = {
     "features": StageSpec(config=FEATURES_SCHEMA, run=run_features,
-                          help="layer cubes (HF speech models, VGGish), classical LLDs and PCA",
-                          requires=("stems",)),
+                          help="layer cubes (HF speech models, VGGish, any torch network), classical LLDs and PCA",
+                          requires=("stems",), preflight=check_models),
     "covariates": StageSpec(config=COVARIATES_SCHEMA, run=run_covariates,
                             help="visual covariates from the video frames"),
 }

@@ -25,7 +25,8 @@ from ..store.clock import bin_centres, n_bins, to_clock
 from .hf import check_layers, resample_audio
 from .hooks import INPUT, hook_activations, pad_layers
 
-__all__ = ["VGGish", "VGGishExtractor", "VGGISH_STAGES", "VGGISH_LABELS", "vggish_examples", "load_vggish", "vggish_activations"]
+__all__ = ["VGGish", "VGGishExtractor", "VGGISH_STAGES", "VGGISH_LABELS", "VGGISH_NAMES", "vggish_examples",
+           "load_vggish", "vggish_activations"]
 
 SR = 16000
 WIN, HOP, NFFT, NMEL = 400, 160, 512, 64
@@ -37,6 +38,10 @@ VGGISH_STAGES = [INPUT] + [f"features.{i}" for i in range(16)] + [f"embeddings.{
 VGGISH_LABELS = ["InputBatch", "conv1", "relu", "pool1", "conv2", "relu2", "pool2", "conv3_1", "relu3_1",
                  "conv3_2", "relu3_2", "pool3", "conv4_1", "relu4_1", "conv4_2", "relu4_2", "pool4",
                  "fc1_1", "relu5_1", "fc1_2", "relu5_2", "fc2", "EmbeddingBatch"]
+#: The seed numbers the stages 1..23 ("L01: InputBatch" … "L23: EmbeddingBatch"): the ``layer``
+#: coordinate of a VGGish cube, and ``layer_name`` is "L01 InputBatch" … "L23 EmbeddingBatch".
+VGGISH_FIRST = 1
+VGGISH_NAMES = [f"L{i + VGGISH_FIRST:02d} {label}" for i, label in enumerate(VGGISH_LABELS)]
 
 
 def _build():
@@ -167,7 +172,7 @@ def vggish_activations(audio: np.ndarray, sr: float, network=None, *, rate: floa
     rate : float
         Clock rate in Hz.
     layers : "all", int or list of int
-        Stage indices 0..22 (0 = InputBatch).
+        Stage numbers 1..23 as the seed numbers them (1 = InputBatch, 23 = EmbeddingBatch).
     hop_seconds : float
         Seconds between examples.
     pool : {"time-mean", "flatten"}
@@ -181,15 +186,20 @@ def vggish_activations(audio: np.ndarray, sr: float, network=None, *, rate: floa
     -------
     xarray.DataArray of shape (time, layer, unit), float32
         NaN-padded beyond each stage's width; coordinates ``onset``,
-        ``layer``, ``layer_name``, ``n_units``.
+        ``layer`` (1..23), ``layer_name`` ("L01 InputBatch" …), ``n_units``.
     """
     import torch
 
     net = network if network is not None else load_vggish(random_init=True, seed=0)
-    sel = check_layers(layers, len(VGGISH_STAGES), what="VGGish")
+    sel = check_layers(layers, len(VGGISH_STAGES), what="VGGish", first=VGGISH_FIRST)
     names = [VGGISH_STAGES[i] for i in sel]
-    x = resample_audio(np.asarray(audio, dtype=np.float32), sr, SR, resample=resample,
-                       what=f"stimulus {stimulus!r}" if stimulus else "audio")
+    what = f"stimulus {stimulus!r}" if stimulus else "audio"
+    x = np.asarray(audio, dtype=np.float32)
+    if x.ndim != 1:
+        raise InputError(f"{what}: expected a mono waveform (n_samples,), got shape {x.shape}")
+    x = resample_audio(x, sr, SR, resample=resample, what=what)
+    if n_bins(x.size / SR, rate) == 0:
+        raise InputError(f"{what}: {x.size / SR:.3f} s is shorter than one clock bin at {rate:g} Hz")
     examples, centres = vggish_examples(x, hop_seconds=hop_seconds)
     duration = x.size / SR
     nb = n_bins(duration, rate)
@@ -206,8 +216,8 @@ def vggish_activations(audio: np.ndarray, sr: float, network=None, *, rate: floa
     # VGGish examples (0.96 s hop) can leave a stimulus's last bin without an example centre:
     # fill such bins from the neighbouring examples rather than leaving NaN
     values = to_clock(cube, centres, rate=rate, duration=duration, empty="interpolate").astype(np.float32)
-    coords = {"onset": ("time", bin_centres(nb, rate)), "layer": sel,
-              "layer_name": ("layer", [VGGISH_LABELS[i] for i in sel]), "n_units": ("layer", n_units)}
+    coords = {"onset": ("time", bin_centres(nb, rate)), "layer": [i + VGGISH_FIRST for i in sel],
+              "layer_name": ("layer", [VGGISH_NAMES[i] for i in sel]), "n_units": ("layer", n_units)}
     if stimulus is not None:
         coords["stimulus"] = ("time", np.full(nb, stimulus))
     return xr.DataArray(values, dims=("time", "layer", "unit"), coords=coords, name="activation",
@@ -242,6 +252,11 @@ class VGGishExtractor:
                                  VGGISH_STAGES, pool=pool)
         self.widths = np.array([v.shape[1] for v in probe.values()])
         self.n_units = int(self.widths.max())
+
+    @staticmethod
+    def layer_names(layers=None) -> list[str]:
+        """"L01 InputBatch" … "L23 EmbeddingBatch" of stage positions ``layers`` (0-based)."""
+        return [VGGISH_NAMES[i] for i in (range(len(VGGISH_NAMES)) if layers is None else layers)]
 
     def centres(self, n_samples: int) -> np.ndarray:
         """Example centres in seconds, shape (n_examples,)."""

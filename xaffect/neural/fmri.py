@@ -15,7 +15,12 @@ import xarray as xr
 
 from ..errors import InputError
 
-__all__ = ["fmri_region_signals", "atlas_names"]
+__all__ = ["fmri_region_signals", "atlas_names", "check_atlas_space", "read_fmriprep_confounds",
+           "CONFOUND_STRATEGIES"]
+
+#: fMRIPrep noise components :func:`read_fmriprep_confounds` accepts (nilearn's ``load_confounds``
+#: strategies, less ``scrub``/``ica_aroma``: dropping volumes would tear the 1/TR clock).
+CONFOUND_STRATEGIES = ("motion", "high_pass", "wm_csf", "global_signal", "compcor")
 
 
 def _load(img: Any, what: str) -> Any:
@@ -30,6 +35,96 @@ def _load(img: Any, what: str) -> Any:
         except Exception as exc:  # nibabel raises several types for unreadable files
             raise InputError(f"{p}: cannot read {what} as NIfTI ({exc})") from None
     return img
+
+
+def _space(path: Any) -> str | None:
+    """The BIDS ``space-`` entity of a file name (None without one)."""
+    if not isinstance(path, (str, os.PathLike)):
+        return None
+    for part in Path(path).name.split(".")[0].split("_"):
+        if part.startswith("space-"):
+            return part[len("space-"):]
+    return None
+
+
+def check_atlas_space(atlas: Any, bold: Any, *, atlas_where: str = "atlas", bold_where: str = "bold") -> None:
+    """Raise unless a labels image lies on the voxel grid of a BOLD image.
+
+    Parameters
+    ----------
+    atlas, bold : path or nibabel image
+        The labels image and the (3-D or 4-D) BOLD image. Paths whose BIDS
+        ``space-`` entities differ are refused before the grids are compared.
+    atlas_where, bold_where : str
+        How errors name the two images (default: their paths).
+
+    Raises
+    ------
+    InputError
+        Naming both files, when the spaces, shapes or affines differ.
+    """
+    if isinstance(atlas, (str, os.PathLike)):
+        atlas_where = str(atlas)
+    if isinstance(bold, (str, os.PathLike)):
+        bold_where = str(bold)
+    sa, sb = _space(atlas), _space(bold)
+    if sa and sb and sa != sb:
+        raise InputError(f"{atlas_where}: atlas is in space {sa!r} but {bold_where} is in space {sb!r}")
+    a_img, b_img = _load(atlas, "atlas"), _load(bold, "BOLD image")
+    shape_a, shape_b = tuple(a_img.shape[:3]), tuple(b_img.shape[:3])
+    if shape_a != shape_b or not np.allclose(a_img.affine, b_img.affine, atol=1e-3):
+        vox_a = np.round(np.sqrt((a_img.affine[:3, :3] ** 2).sum(0)), 3).tolist()
+        vox_b = np.round(np.sqrt((b_img.affine[:3, :3] ** 2).sum(0)), 3).tolist()
+        raise InputError(f"{atlas_where}: atlas grid {shape_a} with {vox_a} mm voxels is not the grid of "
+                         f"{bold_where} ({shape_b}, {vox_b} mm, or another affine): give an atlas in the "
+                         f"bold's space (e.g. nilearn.image.resample_to_img(atlas, bold, interpolation='nearest'))")
+
+
+def read_fmriprep_confounds(bold: str | os.PathLike, *, strategy: Sequence[str] = ("motion", "high_pass", "wm_csf"),
+                            motion: str = "full", wm_csf: str = "basic", global_signal: str = "basic",
+                            who: str | None = None) -> Any:
+    """The confound regressors fMRIPrep wrote next to a preprocessed BOLD run.
+
+    Thin wrapper of nilearn's ``load_confounds`` (which finds
+    ``*_desc-confounds_timeseries.tsv`` from the ``*_desc-preproc_bold.nii.gz``
+    name) with errors that name the file.
+
+    Parameters
+    ----------
+    bold : path
+        fMRIPrep ``…_desc-preproc_bold.nii.gz``.
+    strategy : sequence of str
+        Noise components, a subset of :data:`CONFOUND_STRATEGIES`
+        (``motion``: 6/12/24 motion parameters; ``high_pass``: fMRIPrep's
+        cosine drift regressors; ``wm_csf``; ``global_signal``; ``compcor``).
+    motion, wm_csf, global_signal : {"basic", "power2", "derivatives", "full"}
+        Expansion of each component, as in nilearn.
+    who : str, optional
+        The run named in errors (default: the path).
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_volumes, n_confounds)
+    """
+    from nilearn.interfaces.fmriprep import load_confounds
+
+    who = who or str(bold)
+    bad = [s for s in strategy if s not in CONFOUND_STRATEGIES]
+    if bad:
+        raise InputError(f"confound_strategy: {', '.join(map(repr, bad))} not allowed (choose from "
+                         f"{', '.join(CONFOUND_STRATEGIES)}; scrubbing would drop volumes from the 1/TR clock)")
+    try:
+        table, sample_mask = load_confounds(str(bold), strategy=tuple(strategy), motion=motion, wm_csf=wm_csf,
+                                            global_signal=global_signal, demean=True)
+    except (ValueError, KeyError, OSError) as exc:
+        msg = " ".join(str(exc).split())
+        raise InputError(f"{who}: cannot read its fMRIPrep confounds ({msg})") from None
+    if sample_mask is not None:
+        # volumes fMRIPrep flags (non-steady-state) stay on the clock, each with its own spike regressor
+        n = len(table)
+        for k in sorted(set(range(n)) - {int(i) for i in np.asarray(sample_mask)}):
+            table[f"spike_{k:04d}"] = (np.arange(n) == k).astype(float)
+    return table
 
 
 def atlas_names(atlas: Any, names: Sequence[str] | Mapping[int, str] | str | os.PathLike) -> dict[int, str]:
@@ -90,7 +185,7 @@ def fmri_region_signals(bold: Any, atlas: Any, names: Any, *, confounds: Any = N
     Parameters
     ----------
     bold : path or nibabel image
-        4-D BOLD (x, y, z, time), in the atlas's space.
+        4-D BOLD (x, y, z, time) on the atlas's voxel grid (else InputError, see :func:`check_atlas_space`).
     atlas : path or nibabel image
         Integer labels image.
     names : see :func:`atlas_names`
@@ -121,14 +216,19 @@ def fmri_region_signals(bold: Any, atlas: Any, names: Any, *, confounds: Any = N
     if len(img.shape) != 4:
         raise InputError(f"{who}: BOLD image must be 4-D, got shape {img.shape}")
     atlas_img = _load(atlas, "atlas")
+    check_atlas_space(atlas, bold, atlas_where=str(atlas) if isinstance(atlas, (str, os.PathLike)) else "atlas",
+                      bold_where=who)
     mapping = atlas_names(atlas_img if not isinstance(atlas, (str, os.PathLike)) else atlas, names)
     if t_r is None:
         t_r = float(img.header.get_zooms()[3]) if len(img.header.get_zooms()) > 3 else 0.0
         if not t_r or t_r <= 0:
             raise InputError(f"{who}: no repetition time in the header; give t_r")
-    data = np.asanyarray(img.dataobj)
+    import nibabel as nib
+
+    data = np.asarray(img.dataobj, dtype=np.float32)  # read (and decompress) once, for the check and the masker
     if not np.isfinite(data).all():
         raise InputError(f"{who}: BOLD image has NaN/inf voxels")
+    img = nib.Nifti1Image(data, img.affine, img.header)
     if isinstance(confounds, (str, os.PathLike)):
         where = str(confounds)
         confounds = pd.read_csv(confounds, sep="\t").fillna(0.0)
@@ -141,9 +241,11 @@ def fmri_region_signals(bold: Any, atlas: Any, names: Any, *, confounds: Any = N
         raise InputError(f"{who}: {len(confounds)} confound rows for {img.shape[3]} volumes")
     masker = NiftiLabelsMasker(labels_img=atlas_img, background_label=0,
                                standardize="zscore_sample" if standardize else None,
-                               detrend=detrend, high_pass=high_pass, t_r=t_r, resampling_target="data",
-                               keep_masked_labels=False, verbose=0)
-    x = masker.fit_transform(img, confounds=confounds)
+                               detrend=detrend, high_pass=high_pass, t_r=t_r, resampling_target=None,
+                               keep_masked_labels=False, verbose=0,
+                               # DCT drift regressors (as documented), not nilearn's default Butterworth
+                               clean_args={"filter": "cosine"} if high_pass else None)
+    x = masker.fit_transform(img, confounds=confounds)  # atlas and bold share one grid (checked above)
     ids = getattr(masker, "region_ids_", None)
     if isinstance(ids, Mapping):
         order = [int(ids[i]) for i in range(x.shape[1])]

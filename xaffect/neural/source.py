@@ -21,6 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from .simulate import simulate_raw  # noqa: F401  (re-exported: it lived here)
 
 __all__ = ["forward_model", "region_labels", "make_inverse", "region_filter", "apply_region_filter", "region_signals",
            "simulate_raw", "LINEAR_MODES", "METHODS"]
@@ -39,7 +40,7 @@ def _subject_dir(subjects_dir: str | os.PathLike | None, subject: str, *, fetch:
         subjects_dir = os.environ.get("SUBJECTS_DIR")
         if subjects_dir is None:
             raise InputError("subjects_dir: not given and SUBJECTS_DIR is not set "
-                             "(use xaffect.datasets.synthetic_subject or mne.datasets.fetch_fsaverage)")
+                             "(use xaffect.neural.synthetic_subject or mne.datasets.fetch_fsaverage)")
     root = Path(subjects_dir).expanduser()
     sdir = root / subject
     if not (sdir / "surf").is_dir() and fetch and subject == "fsaverage":
@@ -48,7 +49,7 @@ def _subject_dir(subjects_dir: str | os.PathLike | None, subject: str, *, fetch:
         mne.datasets.fetch_fsaverage(subjects_dir=root, verbose=_V)
     if not (sdir / "surf").is_dir():
         raise InputError(f"subject {subject!r}: not found in subjects_dir {root} (no {sdir / 'surf'}); "
-                         "write one with xaffect.datasets.synthetic_subject or fetch fsaverage "
+                         "write one with xaffect.neural.synthetic_subject or fetch fsaverage "
                          "with mne.datasets.fetch_fsaverage")
     return sdir
 
@@ -97,7 +98,7 @@ def _check_positions(info: Any, who: str) -> None:
 
 def forward_model(info: Any, *, subjects_dir: str | os.PathLike | None, subject: str = "fsaverage",
                   spacing: str = "oct5", bem: str | os.PathLike | None = "auto", trans: Any = "auto",
-                  mindist: float = 5.0, fetch: bool = False) -> Any:
+                  mindist: float = 5.0, fetch: bool = False, src: Any = None) -> Any:
     """The EEG forward solution of ``subject``'s cortex for the sensors in ``info``.
 
     Parameters
@@ -108,7 +109,7 @@ def forward_model(info: Any, *, subjects_dir: str | os.PathLike | None, subject:
         FreeSurfer subjects folder (None: ``$SUBJECTS_DIR``).
     subject : str
         ``"fsaverage"`` (the real template) or e.g. a
-        :func:`xaffect.datasets.synthetic_subject`.
+        :func:`xaffect.neural.synthetic_subject`.
     spacing : str
         Source spacing (``"oct5"``: 1 026 sources per hemisphere; ``"oct6"``
         is MNE's usual choice for real data).
@@ -123,6 +124,9 @@ def forward_model(info: Any, *, subjects_dir: str | os.PathLike | None, subject:
         Minimum distance (mm) of sources from the inner skull.
     fetch : bool
         Download fsaverage with ``mne.datasets.fetch_fsaverage`` if missing.
+    src : mne.SourceSpaces, optional
+        A source space of ``subject`` to use instead of setting one up with
+        ``spacing`` (e.g. from ``mne.read_source_spaces``).
 
     Returns
     -------
@@ -135,7 +139,10 @@ def forward_model(info: Any, *, subjects_dir: str | os.PathLike | None, subject:
     _check_positions(info, f"subject {subject!r} forward model")
     info = mne.pick_info(info, mne.pick_types(info, eeg=True, exclude=()))
     surf = sdir / "surf" / "lh.white"
-    src = _source_space(str(sdir.parent), subject, spacing, surf.stat().st_mtime if surf.exists() else 0.0)
+    if src is None:
+        src = _source_space(str(sdir.parent), subject, spacing, surf.stat().st_mtime if surf.exists() else 0.0)
+    elif not isinstance(src, mne.SourceSpaces):
+        raise InputError(f"src: expected an mne.SourceSpaces, got {type(src).__name__}")
     if trans == "auto":
         trans = "fsaverage" if subject == "fsaverage" else mne.transforms.Transform("head", "mri")
     if bem == "auto":
@@ -183,6 +190,8 @@ def _noise_cov(noise_cov: Any, info: Any, raw: Any = None) -> Any:
         if raw is None:
             raise InputError("noise_cov: a baseline (tmin, tmax) needs the recording")
         tmin, tmax = map(float, noise_cov)
+        if isinstance(raw, mne.BaseEpochs):  # the baseline of every epoch (times relative to each event)
+            return mne.compute_covariance(raw.copy().pick(info["ch_names"]), tmin=tmin, tmax=tmax, verbose=_V)
         return mne.compute_raw_covariance(raw, tmin=tmin, tmax=tmax, picks=info["ch_names"], verbose=_V)
     raise InputError(f"noise_cov: expected 'ad-hoc', 'identity', [tmin, tmax] or an mne.Covariance, "
                      f"got {noise_cov!r}")
@@ -199,8 +208,9 @@ def make_inverse(info: Any, forward: Any, *, noise_cov: Any = None, loose: float
     noise_cov : "ad-hoc", "identity", (tmin, tmax) baseline seconds or mne.Covariance
     loose, depth : float
         As in ``mne.minimum_norm.make_inverse_operator``.
-    raw : mne.io.Raw, optional
-        The recording, for a baseline covariance.
+    raw : mne.io.Raw or mne.Epochs, optional
+        The recording, for a baseline covariance (of epochs: over each
+        epoch's ``(tmin, tmax)``).
 
     Returns
     -------
@@ -308,16 +318,21 @@ def region_signals(raw: Any, *, subjects_dir: str | os.PathLike | None = None, s
                    spacing: str = "oct5", bem: Any = "auto", labels: Sequence[Any] | None = None,
                    fused: bool = True, block: float = 60.0, who: str = "recording",
                    cache: dict | None = None) -> xr.DataArray:
-    """Source-localise a recording to the regions of an annotation.
+    """Source-localise a recording (or its epochs) to the regions of an annotation.
 
     Parameters
     ----------
-    raw : mne.io.Raw
-        EEG with channel positions (bad channels in ``info["bads"]`` are left out).
+    raw : mne.io.Raw or mne.Epochs
+        EEG with channel positions (bad channels in ``info["bads"]`` are left
+        out). Epochs give one region time course per epoch.
     subjects_dir, subject, spacing, bem
         Anatomy; with ``forward=None`` the forward is :func:`forward_model`'s.
-    forward : mne.Forward, optional
-        A forward solution to reuse.
+    forward : mne.Forward, mne.minimum_norm.InverseOperator or mne.SourceSpaces, optional
+        A forward solution to reuse; an inverse operator to apply as it is
+        (its channels, noise covariance and priors: ``noise_cov``, ``loose``
+        and ``depth`` are then unused, and its channels must be good
+        channels of the recording); or a source space from which
+        :func:`forward_model` computes the forward (instead of ``spacing``).
     parc : str
         Annotation (``"aparc"``: 68 Desikan–Killiany regions).
     method : {"eLORETA", "sLORETA", "dSPM", "MNE"}
@@ -333,7 +348,7 @@ def region_signals(raw: Any, *, subjects_dir: str | os.PathLike | None = None, s
     fused : bool
         Use the fused dask path for linear modes (False: MNE's path).
     block : float
-        Seconds per dask block of the fused path.
+        Seconds per dask block of the fused path (Raw only).
     who : str
         Name (subject/file) used in error messages.
     cache : dict, optional
@@ -343,29 +358,51 @@ def region_signals(raw: Any, *, subjects_dir: str | os.PathLike | None = None, s
 
     Returns
     -------
-    xarray.DataArray of shape (time, region)
-        float32, dask-backed for the fused path; coords ``time`` (s),
-        ``region`` (label names); attrs ``sfreq``, ``method``, ``mode``.
+    xarray.DataArray of shape (time, region), or (epoch, time, region) for Epochs
+        float32, dask-backed for the fused path of a Raw; coords ``time``
+        (s), ``region`` (label names), for epochs ``epoch`` (index into the
+        original events) and ``event`` (event code); attrs ``sfreq``,
+        ``method``, ``mode``. :func:`~xaffect.neural.to_mne_raw` and
+        :func:`~xaffect.neural.to_label_stc` turn it back into MNE objects.
     """
     import mne
-    from mne.minimum_norm import apply_inverse_raw
+    from mne.minimum_norm import InverseOperator
 
+    from .convert import epochs_inverse_regions, epochs_region_signals
+
+    is_epochs = isinstance(raw, mne.BaseEpochs)
+    if not (is_epochs or isinstance(raw, mne.io.BaseRaw)):
+        raise InputError(f"{who}: expected an mne.io.Raw or mne.Epochs, got {type(raw).__name__}")
     if method not in METHODS:
         raise InputError(f"method: {method!r} is not one of {', '.join(METHODS)}")
     if mode not in _MODES:
         raise InputError(f"mode: {mode!r} is not one of {', '.join(_MODES)}")
-    _check_positions(raw.info, who)
+    inverse = forward if isinstance(forward, InverseOperator) else None
+    src = forward if isinstance(forward, mne.SourceSpaces) else None
+    if inverse is not None or src is not None:
+        forward = None
+    elif forward is not None and not isinstance(forward, mne.Forward):
+        raise InputError(f"forward: expected an mne.Forward, InverseOperator or SourceSpaces, "
+                         f"got {type(forward).__name__}")
+    if inverse is None:
+        _check_positions(raw.info, who)
     if raw.info["custom_ref_applied"]:
         raise InputError(f"{who}: re-referenced without a projector; MNE's inverse needs the average "
                          "reference as a projector (raw.set_eeg_reference('average', projection=True))")
     if labels is None:
         labels = region_labels(subjects_dir=subjects_dir, subject=subject, parc=parc)
-    if forward is None:
-        forward = forward_model(raw.info, subjects_dir=subjects_dir, subject=subject, spacing=spacing, bem=bem)
+    if inverse is None and forward is None:
+        forward = forward_model(raw.info, subjects_dir=subjects_dir, subject=subject, spacing=spacing, bem=bem,
+                                src=src)
     good = [raw.ch_names[i] for i in mne.pick_types(raw.info, eeg=True, exclude="bads")]
-    missing = [n for n in good if n not in forward["info"]["ch_names"]]
+    if inverse is not None:
+        missing = [n for n in inverse["info"]["ch_names"] if n not in good]
+        where = "good EEG channels of the recording"
+    else:
+        missing = [n for n in good if n not in forward["info"]["ch_names"]]
+        where = "in the forward model"
     if missing:
-        raise InputError(f"{who}: channel(s) {', '.join(missing[:5])} are not in the forward model")
+        raise InputError(f"{who}: channel(s) {', '.join(missing[:5])} are not {where}")
     lambda2 = 1.0 / float(snr) ** 2
     names = [lab.name for lab in labels]
     attrs = {"sfreq": float(raw.info["sfreq"]), "method": method, "mode": mode, "snr": float(snr),
@@ -373,81 +410,46 @@ def region_signals(raw: Any, *, subjects_dir: str | os.PathLike | None = None, s
     fast = fused and mode in LINEAR_MODES
     key = None
     if fast and cache is not None and (noise_cov is None or isinstance(noise_cov, str)):
-        key = (tuple(good), tuple(p["desc"] for p in raw.info["projs"]), id(forward), tuple(names), method, mode,
-               float(snr), noise_cov, float(loose), float(depth))
+        key = (tuple(good), tuple(p["desc"] for p in raw.info["projs"]), id(inverse if forward is None else forward),
+               tuple(names), method, mode, float(snr), noise_cov, float(loose), float(depth))
     if key is not None and key in cache:
         w, ch_names = cache[key]
-        return xr.DataArray(apply_region_filter(w, raw, ch_names, block=block, who=who), dims=("time", "region"),
-                            coords={"time": raw.times, "region": names}, name="signal", attrs=attrs)
-    inv = make_inverse(raw.info, forward, noise_cov=noise_cov, loose=loose, depth=depth, raw=raw)
+    else:
+        if inverse is None:
+            inverse = make_inverse(raw.info, forward, noise_cov=noise_cov, loose=loose, depth=depth, raw=raw)
+        if fast:
+            w, ch_names = region_filter(inverse, labels, method=method, lambda2=lambda2, mode=mode)
+            if key is not None:
+                cache[key] = (w, ch_names)
+    if is_epochs:
+        data = (epochs_region_signals(w, raw, ch_names, who=who) if fast else
+                epochs_inverse_regions(raw, inverse, labels, method=method, lambda2=lambda2, mode=mode, who=who))
+        return xr.DataArray(data, dims=("epoch", "time", "region"),
+                            coords={"epoch": np.asarray(raw.selection), "event": ("epoch", raw.events[:, 2]),
+                                    "time": raw.times, "region": names}, name="signal", attrs=attrs)
     if fast:
-        w, ch_names = region_filter(inv, labels, method=method, lambda2=lambda2, mode=mode)
-        if key is not None:
-            cache[key] = (w, ch_names)
         data = apply_region_filter(w, raw, ch_names, block=block, who=who)
     else:
-        ref = raw.copy().pick(inv["info"]["ch_names"])
-        if not any("Average EEG reference" in p["desc"] for p in ref.info["projs"]) \
-                and not ref.info["custom_ref_applied"]:
-            ref.set_eeg_reference("average", projection=True, verbose=_V)
-        _check_finite_block(ref.get_data(), ref.ch_names, who, 0, ref.info["sfreq"])
-        stc = apply_inverse_raw(ref, inv, lambda2, method=method, pick_ori="normal", verbose=_V)
-        data = mne.extract_label_time_course(stc, list(labels), inv["src"], mode=mode, verbose=_V).T
-        data = data.astype(np.float32)
+        data = _mne_path_raw(raw, inverse, labels, method=method, lambda2=lambda2, mode=mode, who=who)
     return xr.DataArray(data, dims=("time", "region"), coords={"time": raw.times, "region": names},
                         name="signal", attrs=attrs)
 
 
-# --------------------------------------------------------------- simulation
-def simulate_raw(signals: xr.DataArray, info: Any, forward: Any, labels: Sequence[Any], *, noise: float = 0.1,
-                 seed: int | None = None) -> Any:
-    """Project planted region time courses through a forward model to EEG sensors.
-
-    Every source vertex of a label carries that region's time course as a
-    current along the cortical normal; regions absent from ``signals`` are
-    silent. White sensor noise is added with standard deviation ``noise``
-    times the RMS of the clean sensor signal.
-
-    Parameters
-    ----------
-    signals : xarray.DataArray of shape (time, region)
-        Source amplitudes (A·m), regions named like the labels.
-    info : mne.Info
-        Sensors (``sfreq`` is the sampling rate of ``signals``).
-    forward : mne.Forward
-    labels : sequence of mne.Label
-    noise : float
-        Relative sensor noise level.
-    seed : int, optional
-
-    Returns
-    -------
-    mne.io.RawArray
-        Simulated EEG (n_channels × n_times).
-    """
+def _mne_path_raw(raw: Any, inv: Any, labels: Sequence[Any], *, method: str, lambda2: float, mode: str,
+                  who: str) -> np.ndarray:
+    """MNE's own path: ``apply_inverse_raw`` then ``extract_label_time_course``, (time, region) float32."""
     import mne
+    from mne.minimum_norm import apply_inverse_raw
 
-    if set(signals.dims) != {"time", "region"}:
-        raise InputError(f"signals: expected dims (time, region), got {signals.dims}")
-    by_name = {lab.name: lab for lab in labels}
-    unknown = [str(r) for r in signals["region"].values if str(r) not in by_name]
-    if unknown:
-        raise InputError(f"signals: region(s) {', '.join(unknown[:5])} are not labels of the annotation")
-    fwd = mne.convert_forward_solution(forward, surf_ori=True, force_fixed=True, use_cps=True, verbose=_V)
-    src = fwd["src"]
-    vertno = [s["vertno"] for s in src]
-    x = signals.transpose("time", "region").values
-    data = np.zeros((sum(len(v) for v in vertno), x.shape[0]))
-    offset = {"lh": 0, "rh": len(vertno[0])}
-    for j, name in enumerate(signals["region"].values):
-        lab = by_name[str(name)]
-        hemi = 0 if lab.hemi == "lh" else 1
-        rows = np.nonzero(np.isin(vertno[hemi], lab.vertices))[0] + offset[lab.hemi]
-        data[rows] += x[:, j]
-    stc = mne.SourceEstimate(data, vertno, tmin=0.0, tstep=1.0 / info["sfreq"], subject=src[0].get("subject_his_id"))
-    sim_info = mne.pick_info(info, mne.pick_channels(info["ch_names"], fwd["info"]["ch_names"], ordered=True))
-    raw = mne.apply_forward_raw(fwd, stc, sim_info, verbose=_V)
-    rng = np.random.default_rng(seed)
-    clean = raw.get_data()
-    rms = float(np.sqrt(np.mean(clean ** 2)))
-    return mne.io.RawArray(clean + rng.standard_normal(clean.shape) * noise * rms, raw.info, verbose=_V)
+    ref = _with_average_reference(raw.copy().pick(inv["info"]["ch_names"]))
+    _check_finite_block(ref.get_data(), ref.ch_names, who, 0, ref.info["sfreq"])
+    stc = apply_inverse_raw(ref, inv, lambda2, method=method, pick_ori="normal", verbose=_V)
+    return mne.extract_label_time_course(stc, list(labels), inv["src"], mode=mode, verbose=_V).T.astype(np.float32)
+
+
+def _with_average_reference(inst: Any) -> Any:
+    """``inst`` (Raw or Epochs, modified) with an average-reference projector unless it has one."""
+    if not any("Average EEG reference" in p["desc"] for p in inst.info["projs"]) \
+            and not inst.info["custom_ref_applied"]:
+        inst.set_eeg_reference("average", projection=True, verbose=_V)
+    return inst

@@ -68,7 +68,8 @@ _PREPROCESS = {
 }
 CONFIG = {
     "kind": Field(str, default="eeg", choices=("eeg", "fmri"), help="eeg | fmri"),
-    "recordings": Field(list, default=REQUIRED, item=_RECORDING, help="list of {subject, path[, stimulus, format]}"),
+    "recordings": Field(list, default=None, item=_RECORDING,
+                        help="list of {subject, path[, stimulus, format]} (fMRI: or `bids`)"),
     "seed_clips": Field(list, default=None, help="SEED: stimulus name of clip 1, 2, … (default: study order)"),
     "subjects_dir": Field(Path, default=None, help="FreeSurfer SUBJECTS_DIR"),
     "subject": Field(str, default="fsaverage", help="anatomy: fsaverage or xaffect-synth (written if missing)"),
@@ -87,6 +88,16 @@ CONFIG = {
     "high_pass": Field((float, None), default=0.01, help="fMRI high-pass (Hz)"),
     "detrend": Field(bool, default=True),
     "standardize": Field(bool, default=False),
+    "bids": Field(Path, default=None, must_exist=True, help="fMRI: BIDS root (bold runs, events.tsv, JSON sidecars)"),
+    "bids_space": Field(str, default=None, help="fMRI: fMRIPrep space-<label> of the preprocessed runs"),
+    "bids_derivatives": Field(str, default="derivatives/fmriprep", help="fMRI: fMRIPrep folder (relative to bids)"),
+    "bids_subjects": Field(list, default=None, help="fMRI: BIDS subjects to read (default all)"),
+    "bids_tasks": Field(list, default=None, help="fMRI: BIDS tasks to read (default all)"),
+    "stimulus_column": Field(str, default="trial_type", help="fMRI: events.tsv column naming the stimulus"),
+    "confound_strategy": Field(list, default=("motion", "high_pass", "wm_csf"),
+                               help="fMRI: fMRIPrep confound components (nilearn load_confounds)"),
+    "motion": Field(str, default="full", choices=("basic", "derivatives", "power2", "full"),
+                    help="fMRI: motion regressors 6/12/12/24"),
 }
 
 
@@ -129,8 +140,13 @@ class _Anatomy:
 
 
 def _eeg_subject(subject: str, recs: list[dict], cfg: Mapping[str, Any], stimuli: list[str],
-                 durations: Mapping[str, float], anatomy: _Anatomy) -> dict[str, xr.DataArray]:
-    """Read, clean and source-localise one subject's recordings; stimulus -> (time, region)."""
+                 durations: Mapping[str, float], anatomy: _Anatomy) -> tuple[dict[str, xr.DataArray], Any]:
+    """Read, clean and source-localise one subject's recordings.
+
+    Returns stimulus -> (time, region), and the cross-talk (region, region_source)
+    of the subject's inverse (mean over its channel sets; None without a linear region filter).
+    """
+    from .crosstalk import region_crosstalk
     from .io import annotation_index, read_eeg, read_seed_mat, segment_stimuli
     from .preprocess import preprocess
     from .source import region_signals
@@ -163,17 +179,20 @@ def _eeg_subject(subject: str, recs: list[dict], cfg: Mapping[str, Any], stimuli
             segments.update(segment_stimuli(raw, todo, who=who, durations=durations))
     out = {}
     filters: dict = {}  # one region filter per channel set, reused across this subject's stimuli
+    crosstalks: list = []  # the cross-talk of each new region filter
     noise_cov = cfg["noise_cov"] if isinstance(cfg["noise_cov"], str) else tuple(cfg["noise_cov"])
     for name, seg in segments.items():
         who = f"subject {subject}, stimulus {name}"
         if pre is not None:
             seg, _ = preprocess(seg, **pre, who=who)
+        fwd, before = anatomy.forward(seg.info), set(filters)
         sig = region_signals(seg, subjects_dir=cfg["subjects_dir"], subject=cfg["subject"],
-                             forward=anatomy.forward(seg.info), labels=anatomy.labels, parc=cfg["parc"],
+                             forward=fwd, labels=anatomy.labels, parc=cfg["parc"],
                              method=cfg["method"], mode=cfg["mode"], snr=cfg["snr"],
                              noise_cov=noise_cov, who=who, cache=filters)
         out[name] = sig.compute(scheduler="sync") if hasattr(sig.data, "dask") else sig
-    return out
+        crosstalks += [region_crosstalk(*filters[k], fwd, anatomy.labels) for k in set(filters) - before]
+    return out, (sum(crosstalks) / len(crosstalks) if crosstalks else None)
 
 
 def _fmri_subject(subject: str, recs: list[dict], cfg: Mapping[str, Any], stimuli: list[str]) -> dict[str, xr.DataArray]:
@@ -192,16 +211,26 @@ def _fmri_subject(subject: str, recs: list[dict], cfg: Mapping[str, Any], stimul
     return out
 
 
-def build_regions(study: Any, cfg: Mapping[str, Any], *, progress: bool = True) -> xr.DataTree:
-    """Compute every subject's region signals (in parallel) and assemble the ``regions`` tree."""
+def build_regions(study: Any, cfg: Mapping[str, Any], *, progress: bool = True,
+                  crosstalk: dict | None = None) -> xr.DataTree:
+    """Compute every subject's region signals (in parallel) and assemble the ``regions`` tree.
+
+    ``crosstalk``, when given, is filled with subject -> the region cross-talk
+    (region, region_source) of that subject's EEG inverse
+    (:func:`~xaffect.neural.crosstalk.region_crosstalk`).
+    """
     import dask
 
     from ..store.compute import compute
 
     stimuli = [s.name for s in study.stimuli]
     by_subject: dict[str, list[dict]] = {}
-    for rec in cfg["recordings"]:
+    for rec in cfg["recordings"] or []:
         by_subject.setdefault(rec["subject"], []).append(rec)
+    if cfg["kind"] == "fmri" and cfg["bids"] is not None and cfg["recordings"]:
+        raise ConfigError("regions: give fMRI `recordings` or `bids`, not both")
+    if not by_subject and not (cfg["kind"] == "fmri" and cfg["bids"] is not None):
+        raise ConfigError("regions.recordings: missing required key (or `bids` for fMRI)")
     if cfg["kind"] == "eeg":
         anatomy = _Anatomy(cfg)
         durations = _stimulus_durations(study)
@@ -210,8 +239,18 @@ def build_regions(study: Any, cfg: Mapping[str, Any], *, progress: bool = True) 
     else:
         if cfg["atlas"] is None or cfg["atlas_names"] is None:
             raise ConfigError("regions: kind fmri needs `atlas` and `atlas_names`")
-        tasks = [dask.delayed(_fmri_subject, pure=False)(s, r, cfg, stimuli) for s, r in by_subject.items()]
-    results = dict(zip(by_subject, compute(*tasks, desc="regions: subjects", progress=progress)))
+        if cfg["bids"] is not None:  # a BIDS study: runs, TRs and events from the folder (neural.bids_fmri)
+            by_subject = _bids_runs(cfg)
+            durations = _stimulus_durations(study)
+            tasks = [dask.delayed(_bids_subject, pure=False)(r, cfg, stimuli, durations) for r in by_subject.values()]
+        else:
+            tasks = [dask.delayed(_fmri_subject, pure=False)(s, r, cfg, stimuli) for s, r in by_subject.items()]
+    outs = list(compute(*tasks, desc="regions: subjects", progress=progress))
+    if cfg["kind"] == "eeg":
+        if crosstalk is not None:
+            crosstalk.update({s: ct for s, (_, ct) in zip(by_subject, outs) if ct is not None})
+        outs = [sig for sig, _ in outs]
+    results = dict(zip(by_subject, outs))
     rates = {s: next(iter(r.values())).attrs["sfreq"] for s, r in results.items() if r}
     if len(set(rates.values())) > 1:
         first = next(iter(rates))
@@ -250,7 +289,7 @@ def _config(study: Any) -> dict:
         if pre is not None:
             cfg["preprocess"] = {**{k: PREPROCESS_DEFAULTS[k] for k in _PREPROCESS}, **pre}
         if cfg["subject"] == "xaffect-synth":
-            from ..datasets import synthetic_subject
+            from .synthetic_subject import synthetic_subject
 
             if cfg["subjects_dir"] is None:
                 raise ConfigError("regions.subjects_dir: needed to write the synthetic subject")
@@ -258,9 +297,33 @@ def _config(study: Any) -> dict:
     return cfg
 
 
+def _bids_runs(cfg: Mapping[str, Any]) -> dict[str, list]:
+    from .bids_fmri import find_bold_runs
+
+    by_subject: dict[str, list] = {}
+    for run in find_bold_runs(cfg["bids"], subjects=cfg["bids_subjects"], tasks=cfg["bids_tasks"],
+                              space=cfg["bids_space"], derivatives=cfg["bids_derivatives"]):
+        by_subject.setdefault(f"sub-{run.subject}", []).append(run)
+    return by_subject
+
+
+def _bids_subject(runs: list, cfg: Mapping[str, Any], stimuli: list[str],
+                  durations: Mapping[str, float]) -> dict[str, xr.DataArray]:
+    from .bids_fmri import bids_subject_signals
+
+    return bids_subject_signals(runs, cfg["atlas"], cfg["atlas_names"], stimuli=stimuli,
+                                stimulus_column=cfg["stimulus_column"], confound_strategy=cfg["confound_strategy"],
+                                motion=cfg["motion"], high_pass=cfg["high_pass"], detrend=cfg["detrend"],
+                                standardize=cfg["standardize"], durations=durations)
+
+
 def _inputs(cfg: Mapping[str, Any]) -> list[Any]:
     files: list[Any] = []
-    for rec in cfg["recordings"]:
+    if cfg["kind"] == "fmri" and cfg["bids"] is not None:
+        from .bids_fmri import run_files
+
+        files += run_files([r for rs in _bids_runs(cfg).values() for r in rs], cfg["bids"])
+    for rec in cfg["recordings"] or []:
         files.append(rec["path"])
         if rec.get("confounds"):
             files.append(rec["confounds"])
@@ -282,11 +345,21 @@ def run(study: Any, *, force: bool = False, progress: bool = True) -> list[str]:
     params["stimuli"] = [s.name for s in study.stimuli]
     inputs = _inputs(cfg)
     ws = study.workspace
-    if not force and ws.is_current("regions", stage="regions", params=params, inputs=inputs):
+    # the cross-talk store comes with linear region filters of an EEG inverse (see neural.crosstalk)
+    with_crosstalk = cfg["kind"] == "eeg" and cfg["mode"] in ("mean_flip", "mean") and isinstance(cfg["noise_cov"], str)
+    if not force and ws.is_current("regions", stage="regions", params=params, inputs=inputs) and (
+            not with_crosstalk or ws.is_current("crosstalk", stage="regions", params=params, inputs=inputs)):
         return ["regions"]
-    tree = build_regions(study, cfg, progress=progress)
+    crosstalk: dict = {}
+    tree = build_regions(study, cfg, progress=progress, crosstalk=crosstalk)
     ws.write("regions", tree, stage="regions", params=params, inputs=inputs, progress=progress,
              description=f"{cfg['kind'].upper()} region signals (subject, sample, region) per stimulus")
+    if crosstalk:
+        from .crosstalk import crosstalk_dataset
+
+        ct = crosstalk_dataset(crosstalk, attrs={k: cfg[k] for k in ("method", "mode", "snr", "parc", "subject")})
+        ws.write("crosstalk", ct, stage="regions", params=params, inputs=inputs, progress=progress,
+                 description="region cross-talk (subject, region, region_source) of the EEG inverse used")
     return ["regions"]
 
 
@@ -299,7 +372,7 @@ def _cli_commands() -> list:
     @click.option("--overwrite", is_flag=True)
     def synthetic_subject_cmd(subjects_dir: str, subject: str, overwrite: bool) -> None:
         """Write a small FreeSurfer-format subject (68 Desikan–Killiany labels) into SUBJECTS_DIR."""
-        from ..datasets import synthetic_subject
+        from .synthetic_subject import synthetic_subject
 
         click.echo(synthetic_subject(subjects_dir, subject, overwrite=overwrite))
 

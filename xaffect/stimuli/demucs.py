@@ -150,3 +150,31 @@ def separate_demucs(audio: np.ndarray, sr: int, *, model: str = "htdemucs",
     n = audio.shape[-1]
     fit = lambda y: np.pad(y, (0, max(0, n - y.size)))[:n].astype(np.float32)  # noqa: E731
     return {"voice": fit(voice), "soundtrack": fit(rest)}
+
+
+def pretrained_available(model: str = "htdemucs") -> bool:
+    """Whether Demucs's pretrained ``model`` is already in the torch hub cache (nothing is downloaded).
+
+    Reads the model's bag file (``demucs/remote/<model>.yaml``) and the
+    remote file list that ship with Demucs, and looks for every weight file
+    of the bag under ``torch.hub.get_dir()/checkpoints``.
+    """
+    try:
+        import demucs
+        import torch
+        import yaml
+    except ImportError:
+        return False
+    remote = Path(demucs.__file__).parent / "remote"
+    bag, files = remote / f"{model}.yaml", remote / "files.txt"
+    if not bag.is_file() or not files.is_file():
+        return False
+    sigs = yaml.safe_load(bag.read_text()).get("models", [])
+    names = [line.strip().rsplit("/", 1)[-1] for line in files.read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    found = []
+    for sig in sigs:
+        match = [n for n in names if n.startswith(f"{sig}-")]
+        found.append(bool(match) and (cache / match[0]).is_file())
+    return bool(sigs) and all(found)

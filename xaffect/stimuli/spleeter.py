@@ -250,3 +250,16 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())
+
+
+def pretrained_available(model: str = "spleeter:2stems") -> bool:
+    """Whether Spleeter's environment and the pretrained ``model`` checkpoint are here (nothing is run)."""
+    py = os.environ.get("XAFFECT_SPLEETER_PYTHON") or str(default_env() / "bin" / "python")
+    if not os.path.exists(py):
+        return False
+    try:
+        _, mdir = _model_dir(model, default_models(), None)
+        _check_checkpoint(mdir, model)
+    except ConfigError:
+        return False
+    return True

@@ -34,7 +34,7 @@ from ..errors import ConfigError, InputError
 from ..store.clock import concat_stimuli
 from .decode import load_audio, probe_audio
 from .energy import energy_on_clock, energy_ratio_db
-from .separate import BACKENDS, backend_info, separate
+from .separate import BACKENDS, backend_info, min_sample_rate, resolve_backend, separate
 
 __all__ = ["make_stems", "run_stems", "ELEMENTS", "STAGES", "CLI_COMMANDS"]
 
@@ -57,9 +57,22 @@ def _stimulus_items(stimuli: Iterable[Any] | Mapping[str, Any]) -> list[tuple[st
     return items
 
 
+def _check_rate(name: str, path: Path, backend: str) -> None:
+    """A recording whose native rate the backend cannot take is an error naming its file."""
+    low = min_sample_rate(backend)
+    if low <= 1:
+        return
+    native = probe_audio(path)["native_sr"]
+    if native and native < low:
+        raise InputError(f"{path}: stimulus {name!r}: recorded at {native} Hz, below the {low} Hz the {backend} "
+                         f"separator takes (it needs the speech band up to {low // 2} Hz); give pre-separated "
+                         "stems (stems.stems_dir) or another backend")
+
+
 def _separate_one(name: str, path: Path, *, sr: int, backend: str, options: Mapping[str, Any]
                   ) -> np.ndarray:
     """Decode and separate one stimulus; errors name its file."""
+    _check_rate(name, path, backend)
     audio, _ = load_audio(path, sr=sr, mono=True)
     try:
         stems = separate(audio, sr, backend=backend, **options)
@@ -116,7 +129,7 @@ def _group(audio: Any, *, sr: int, name: str, path: Path, ident: str, info: Mapp
 
 
 def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, rate: float = 1.0,
-               backend: str = "nnfilter", sr: int = 16000, options: Mapping[str, Any] | None = None,
+               backend: str = "auto", sr: int = 16000, options: Mapping[str, Any] | None = None,
                chunk: float = 60.0, name: str = "stems", stems_dir: str | os.PathLike | None = None,
                stems_tolerance: float = 1.0, force: bool = False, progress: bool = True) -> list[str]:
     """Decode, separate and write every stimulus into the stems store.
@@ -128,7 +141,9 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
     rate : float
         Analysis clock rate (Hz) of the energy variables.
     backend : str
-        Separation backend (``nnfilter``, ``demucs``, ``spleeter``).
+        Separation backend: ``auto`` (the best available, see
+        :func:`~xaffect.stimuli.separate.resolve_backend`; the store records
+        which ran), ``masknet``, ``nnfilter``, ``demucs``, ``spleeter``.
     sr : int
         Sample rate (Hz) of the stored audio.
     options : mapping, optional
@@ -165,6 +180,12 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
     if backend not in BACKENDS:
         raise ConfigError(f"stems.backend: unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     options = dict(options or {})
+    requested = backend
+    if stems_dir is None:
+        backend = resolve_backend(backend, **options)
+        if int(sr) < min_sample_rate(backend):
+            raise ConfigError(f"stems.sr: {sr} Hz is below the {min_sample_rate(backend)} Hz the {backend} "
+                              "separator takes")
     items = _stimulus_items(stimuli)
     if stems_dir is not None:
         stems_dir = Path(stems_dir).expanduser().resolve()
@@ -173,7 +194,8 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
         info = {"model": None}
     else:
         info = backend_info(backend, **options)
-    params = {"backend": backend, "options": options, "sr": int(sr), "rate": float(rate),
+    params = {"backend": backend, "requested_backend": requested, "options": options, "sr": int(sr),
+              "rate": float(rate),
               "stimuli": [n for n, _ in items], "model": info.get("model"),
               "stems_dir": None if stems_dir is None else str(stems_dir),
               "stems_tolerance": None if stems_dir is None else float(stems_tolerance)}
@@ -202,7 +224,7 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
     groups: dict[str, xr.Dataset] = {}
     clocks = {}
     ratios = {}
-    with tempfile.TemporaryDirectory(prefix="xaffect-stems-") as scratch:
+    with workspace.scratch("stems") as scratch:  # in the workspace, reclaimed after a kill
         for stim, path in tqdm(items, desc="stems", unit="stimulus", disable=not progress):
             ident = workspace.identity(stage="stems/stimulus",
                                        params={k: params[k] for k in ("backend", "options", "sr", "model",
@@ -242,7 +264,7 @@ def make_stems(workspace: Any, stimuli: Iterable[Any] | Mapping[str, Any], *, ra
         root["energy_ratio_stimulus"].attrs = {"long_name": "voice / soundtrack energy of the whole stimulus",
                                                "units": "dB"}
         root.attrs = {"clock_rate": float(rate), "sr": int(sr), "backend": method,
-                      "elements": list(ELEMENTS)}
+                      "requested_backend": requested, "elements": list(ELEMENTS)}
         if stems_dir is not None:
             root.attrs["stems_dir"] = str(stems_dir)
         tree = xr.DataTree.from_dict({"/": root, **{f"/{k}": v for k, v in groups.items()}})
@@ -270,8 +292,10 @@ def run_stems(study: Any, *, force: bool = False, progress: bool = True) -> list
 STAGES = {
     "stems": StageSpec(
         config={
-            "backend": Field(str, default="nnfilter", choices=tuple(BACKENDS),
-                             help="separation backend: nnfilter (no weights), demucs, spleeter"),
+            "backend": Field(str, default="auto", choices=tuple(BACKENDS),
+                             help="separation backend: auto (demucs or spleeter when their pretrained weights "
+                                  "are here, else masknet; the store records which), masknet (trained by "
+                                  "xaffect, weights shipped), nnfilter (REPET-SIM, no weights), demucs, spleeter"),
             "sr": Field(int, default=16000, help="sample rate (Hz) of the stored audio"),
             "backend_options": Field(dict, default=None,
                                      help="options of the backend (e.g. model_path, params, python, k, margin)"),

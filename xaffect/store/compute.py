@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import dask
-from dask.callbacks import Callback
 
 from ..errors import ConfigError
 
@@ -85,30 +84,6 @@ def current_scheduler() -> Any:
     return _state["client"] or _state["spec"]
 
 
-class _TqdmCallback(Callback):
-    """A dask local-scheduler callback that drives a tqdm bar over tasks."""
-
-    def __init__(self, desc: str):
-        super().__init__()
-        self._desc = desc
-        self._bar = None
-
-    def _start_state(self, dsk, state):
-        from tqdm.auto import tqdm
-
-        total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-        self._bar = tqdm(total=total, desc=self._desc, unit="task", leave=False,
-                         disable=not sys.stderr.isatty() and not _force_progress())
-
-    def _posttask(self, key, result, dsk, state, worker_id):
-        if self._bar is not None:
-            self._bar.update(1)
-
-    def _finish(self, dsk, state, errored):
-        if self._bar is not None:
-            self._bar.close()
-
-
 def _force_progress() -> bool:
     import os
 
@@ -121,7 +96,10 @@ def progress_bar(desc: str = "compute", enabled: bool = True) -> Iterator[None]:
     if not enabled or _state["client"] is not None:
         yield
         return
-    with _TqdmCallback(desc):
+    from tqdm.dask import TqdmCallback
+
+    with TqdmCallback(desc=desc, unit="task", leave=False,
+                      disable=not sys.stderr.isatty() and not _force_progress()):
         yield
 
 

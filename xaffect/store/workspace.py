@@ -1,57 +1,54 @@
 """A study's workspace: its Zarr stores and the intake catalog that lists them.
 
-Layout under the workspace root (a local folder or any fsspec URL)::
+Layout under the workspace root (a local folder, a shared folder or any
+fsspec URL)::
 
     catalog.yaml                       intake 2 catalog, paths relative to itself
-    stores/<name>/<identity>.zarr      one version of each store
-    .xaffect/hashes.json               cache of input file content hashes
+    stores/<name>/<identity>.zarr      versions of each store
+    .xaffect/                          hash cache, catalog lock, writer records, scratch
 
-A write goes to a fresh ``<identity>.zarr`` folder. Only when every chunk is
-written is the catalog (the single commit point) rewritten to point at it and
-older versions removed. A write killed midway therefore leaves the catalog and
-the previous version untouched; the next run removes the debris and starts
-again.
+A write goes to a fresh version folder; when every chunk is written, one
+catalog transaction (:mod:`.catalog`) makes it current. The version it
+replaces is retired, kept readable for a grace period, and reclaimed by
+:meth:`Workspace.gc` (:mod:`.commit`). Every store stays readable with plain
+``xr.open_zarr`` or intake, without xaffect.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import warnings
-
 import fsspec
-import intake
 import xarray as xr
-import yaml
-import zarr
 
 from ..errors import InputError, StoreError
+from . import entries as _entries
+from .catalog import CATALOG_FILE, CATALOG_FORMAT, CatalogFile, check_workspace_root
+from .commit import (WriterRecord, delete_version, guard_dataset, now_iso, scratch_dir, version_gone)
 from .compute import compute
+from .credentials import public_ref
+from .gc import DEFAULT_GRACE_S, collect_garbage
+from .identity import file_identity, load_hash_cache, save_hash_cache
 from .provenance import canonical_json, identity_of, make_provenance
 
 __all__ = ["Workspace", "open_catalog"]
 
-CATALOG_FILE = "catalog.yaml"
-_SECRET_KEYS = {"key", "secret", "token", "password", "aws_access_key_id",
-                "aws_secret_access_key", "aws_session_token", "session_token"}
 _PROV_ATTR = "xaffect_provenance"
 _IDENT_ATTR = "xaffect_identity"
 _STATUS_ATTR = "xaffect_status"
-_lock = threading.RLock()
+_PENDING = object()
 
 # zarr 3 warns that fixed-length string dtypes are not yet in the v3 spec;
 # xarray writes label coordinates that way and reads them back exactly.
 warnings.filterwarnings("ignore", message=".*(does not have a Zarr V3 specification|not part in the Zarr format 3).*")
 
 
-def open_catalog(path: str, **storage_options: Any) -> intake.Catalog:
+def open_catalog(path: str, **storage_options: Any) -> Any:
     """Open a workspace's intake catalog.
 
     Parameters
@@ -67,48 +64,13 @@ def open_catalog(path: str, **storage_options: Any) -> intake.Catalog:
     intake.Catalog
         Entries read with ``cat[name].read()`` into xarray objects.
     """
+    import intake
+
     path = str(path).rstrip("/")
-    if not path.endswith((".yaml", ".yml")):
-        path = f"{path}/{CATALOG_FILE}"
-    fs, fpath = fsspec.core.url_to_fs(path, **storage_options)
-    if not fs.exists(fpath):
-        raise StoreError(f"{path}: no catalog here (create one with `xaffect init`)")
-    return intake.from_yaml_file(path, **storage_options)
-
-
-def _public_options(storage_options: Mapping[str, Any]) -> dict[str, Any]:
-    """Storage options safe to write into a shared catalog (no credentials)."""
-    out = {}
-    for k, v in storage_options.items():
-        if k.lower() in _SECRET_KEYS:
-            continue
-        if isinstance(v, Mapping):
-            v = _public_options(v)
-        out[k] = v
-    return out
-
-
-def _dims_summary(data: Any) -> dict[str, Any]:
-    if isinstance(data, xr.DataTree):
-        return {"groups": [p.lstrip("/") for p in data.groups if p != "/"]}
-    return {"dims": {str(k): int(v) for k, v in data.sizes.items()},
-            "variables": [str(v) for v in data.data_vars]}
-
-
-def _labels(data: Any) -> dict[str, Any]:
-    """Small label coordinates worth putting in catalog metadata."""
-    if isinstance(data, xr.DataTree):
-        return {}
-    out = {}
-    for name in ("element", "layer", "descriptor", "scale", "region", "target", "feature_set", "band",
-                 "component", "subject"):
-        if name in data.coords and data.coords[name].ndim == 1 and data.coords[name].size <= 500:
-            out[name] = [v.item() if hasattr(v, "item") else v for v in data.coords[name].values]
-    if "stimulus" in data.coords:
-        import pandas as pd
-
-        out["stimuli"] = [str(s) for s in pd.unique(data.coords["stimulus"].values)]
-    return out
+    root = path.rsplit("/", 1)[0] if path.endswith((".yaml", ".yml")) else path
+    fs, fpath = fsspec.core.url_to_fs(root, **storage_options)
+    CatalogFile(fs, fpath.rstrip("/"), root).read()  # one-line errors for missing or damaged catalogs
+    return intake.from_yaml_file(f"{root}/{CATALOG_FILE}", **storage_options)
 
 
 class Workspace:
@@ -120,32 +82,44 @@ class Workspace:
         Workspace root; must already hold a catalog (see :meth:`init`).
     storage_options : dict, optional
         fsspec options, e.g. ``{"endpoint_url": ..., "key": ..., "secret": ...}``
-        for S3. Credentials are used but never written to the catalog.
+        for S3. Only allow-listed options (:data:`~xaffect.store.credentials.SHAREABLE_OPTIONS`)
+        are written to the catalog; credentials never are.
     """
 
     def __init__(self, path: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None):
         self.url = str(path).rstrip("/") or "/"
         self.storage_options = dict(storage_options or {})
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self.storage_options)
-        self.root = self.root.rstrip("/")
-        if not self.fs.exists(self._path(CATALOG_FILE)):
-            raise StoreError(f"{self.url}: not an xaffect workspace (no {CATALOG_FILE}; "
-                             "create one with `xaffect init DIR` or Workspace.init)")
-        self._local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
+        self.root = self.root.rstrip("/") or "/"
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        self._local = "file" in protocols or "local" in protocols
+        check_workspace_root(self.fs, self.root, self.url)
+        self._catalog = CatalogFile(self.fs, self.root, self.url)
+        self._catalog.read()  # missing, damaged or newer catalogs fail here, in one line
 
     # ------------------------------------------------------------------ set-up
     @classmethod
     def init(cls, path: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None,
              description: str = "") -> "Workspace":
-        """Create a workspace (or open an existing one) at ``path``."""
+        """Create a workspace (or open an existing one for writing, upgrading its catalog)."""
         url = str(path).rstrip("/") or "/"
         fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-        root = root.rstrip("/")
-        cat_path = f"{root}/{CATALOG_FILE}"
-        if not fs.exists(cat_path):
+        root = root.rstrip("/") or "/"
+        check_workspace_root(fs, root, url)
+        catalog = CatalogFile(fs, root, url)
+        try:
             fs.makedirs(root, exist_ok=True)
-            cat = intake.entry.Catalog(metadata={"xaffect": 1, "description": description})
-            fs.pipe_file(cat_path, yaml.safe_dump(cat.to_dict(), sort_keys=False).encode())
+            exists = fs.exists(catalog.path)
+        except PermissionError:
+            raise StoreError(f"{url}: permission denied creating the workspace folder") from None
+        if not exists:
+            catalog.update(lambda data: data["metadata"].update(description=description), create=True)
+        else:
+            data = catalog.read_versioned()[0]
+            aliases = data["aliases"]
+            if (data["metadata"].get("xaffect") != CATALOG_FORMAT or set(data["entries"]) - set(aliases)
+                    or set(aliases.values()) - set(data["entries"])):
+                catalog.update(lambda d: None)  # the transaction adds aliases, drops dangling ones
         return cls(url, storage_options=storage_options)
 
     def __repr__(self) -> str:
@@ -166,87 +140,68 @@ class Workspace:
         return (self.storage_options or None) if "://" in target else None
 
     def _zstore(self, target: str, read_only: bool = False) -> Any:
+        import zarr
+
         if "://" not in target:
             return target
         return zarr.storage.FsspecStore.from_url(target, storage_options=self.storage_options or None,
                                                  read_only=read_only)
 
     def _read_catalog_dict(self) -> dict:
-        with self.fs.open(self._path(CATALOG_FILE), "rb") as f:
-            return yaml.safe_load(f)
+        return self._catalog.read()
 
-    def _write_catalog_dict(self, data: dict) -> None:
-        text = yaml.safe_dump(data, sort_keys=False).encode()
-        target = self._path(CATALOG_FILE)
-        if self._local:
-            tmp = f"{target}.{uuid.uuid4().hex}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)  # atomic on POSIX
-        else:
-            self.fs.pipe_file(target, text)  # a single PUT: atomic on object stores
-
-    def catalog(self) -> intake.Catalog:
+    def catalog(self) -> Any:
         """The workspace's intake catalog (re-read from storage)."""
-        return intake.from_yaml_file(self._full_url(CATALOG_FILE), **self.storage_options)
+        return open_catalog(self.url, **self.storage_options)
 
     def names(self) -> list[str]:
-        """Names of the complete stores listed in the catalog."""
-        return sorted(self._read_catalog_dict().get("entries", {}))
+        """Names of the complete stores (and their per-stimulus groups) listed in the catalog."""
+        return sorted(self._read_catalog_dict()["entries"])
 
     def __contains__(self, name: str) -> bool:
-        return name in self._read_catalog_dict().get("entries", {})
+        return name in self._read_catalog_dict()["entries"]
 
-    def metadata(self, name: str) -> dict:
-        """Catalog metadata of ``name`` (stage, dims, labels, identity, ...)."""
-        entries = self._read_catalog_dict().get("entries", {})
+    def metadata(self, name: str, *, entries: Mapping[str, Any] | None = None) -> dict:
+        """Catalog metadata of ``name`` (stage, dims, labels, identity, ...).
+
+        For a per-stimulus group (``"stems/clip01"``) the ``xaffect`` record
+        is its parent store's, with ``group`` added. ``entries``: the
+        catalog's entries when the caller has just read them.
+        """
+        entries = self._read_catalog_dict()["entries"] if entries is None else entries
         if name not in entries:
             raise StoreError(f"{self.url}: no store named {name!r} (have: {', '.join(sorted(entries)) or 'none'})")
-        return entries[name].get("metadata", {})
+        meta = dict(entries[name].get("metadata") or {})
+        if "xaffect" not in meta and "/" in name:
+            parent, group = name.split("/", 1)
+            parent_meta = (entries.get(parent) or {}).get("metadata") or {}
+            if "xaffect" in parent_meta:
+                meta["xaffect"] = {**parent_meta["xaffect"], "group": group}
+        if "xaffect" not in meta or "path" not in meta["xaffect"]:
+            raise StoreError(f"{self.url}/{CATALOG_FILE}: entry {name!r} was not written by xaffect "
+                             "(no 'xaffect' metadata)")
+        return meta
 
     def store_url(self, name: str) -> str:
-        """URL of the current version of store ``name``."""
-        rel = self.metadata(name)["xaffect"]["path"]
-        return self._full_url(rel)
+        """URL of the current version of store ``name`` (with ``/group`` for a group entry)."""
+        info = self.metadata(name)["xaffect"]
+        url = self._full_url(info["path"])
+        return f"{url}/{info['group']}" if info.get("group") else url
+
+    def scratch(self, prefix: str = "scratch"):
+        """A context manager giving a private scratch folder, removed on exit.
+
+        It lives in the workspace (``.xaffect/scratch``), never in the system
+        temp folder; a remote workspace uses ``$XDG_CACHE_HOME/xaffect``. What a
+        killed process left there is removed by the next call on this host.
+        """
+        if self._local:
+            base = self.root
+        else:
+            base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "xaffect")
+        return scratch_dir(base, prefix)
 
     # --------------------------------------------------------------- identity
-    def _hash_cache(self) -> dict:
-        p = self._path(".xaffect/hashes.json")
-        if self.fs.exists(p):
-            try:
-                return json.loads(self.fs.cat_file(p))
-            except (ValueError, OSError):
-                return {}
-        return {}
-
-    def _save_hash_cache(self, cache: dict) -> None:
-        self.fs.makedirs(self._path(".xaffect"), exist_ok=True)
-        self.fs.pipe_file(self._path(".xaffect/hashes.json"), json.dumps(cache).encode())
-
-    def _file_hash(self, ref: str, cache: dict) -> str:
-        fs, path = fsspec.core.url_to_fs(ref, **(self.storage_options if "://" in ref else {}))
-        if not fs.exists(path):
-            raise InputError(f"{ref}: input file does not exist")
-        if fs.isdir(path):
-            files = sorted(p for p in fs.find(path) if not os.path.basename(p).startswith("."))
-            h = hashlib.sha256()
-            for p in files:
-                h.update(os.path.relpath(p, path).encode())
-                h.update(self._file_hash(fs.unstrip_protocol(p), cache).encode())
-            return "dir:" + h.hexdigest()
-        info = fs.info(path)
-        key = f"{fs.unstrip_protocol(path)}|{info.get('size')}|{info.get('mtime') or info.get('LastModified') or info.get('ETag')}"
-        if key in cache:
-            return cache[key]
-        h = hashlib.sha256()
-        with fs.open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
-        cache[key] = "sha256:" + h.hexdigest()
-        return cache[key]
-
     def input_identities(self, inputs: Iterable[Any]) -> list[dict[str, str]]:
         """Identity records of stage inputs.
 
@@ -259,23 +214,27 @@ class Workspace:
         Returns
         -------
         list of dict
-            ``{"ref": ..., "hash": ...}`` per input.
+            ``{"ref": ..., "hash": ...}`` per input; URLs without their credentials.
         """
-        entries = self._read_catalog_dict().get("entries", {})
+        entries = None
         cache = None
         out = []
         for item in inputs:
             if isinstance(item, tuple) and len(item) == 2:
-                out.append({"ref": str(item[0]), "hash": str(item[1])})
-            elif str(item) in entries:
-                out.append({"ref": f"store:{item}", "hash": entries[str(item)]["metadata"]["xaffect"]["identity"]})
-            else:
-                if cache is None:
-                    cache = self._hash_cache()
-                ref = os.fspath(item)
-                out.append({"ref": ref, "hash": self._file_hash(ref, cache)})
-        if cache is not None:
-            self._save_hash_cache(cache)
+                out.append({"ref": public_ref(str(item[0])), "hash": str(item[1])})
+                continue
+            if entries is None:
+                entries = self._read_catalog_dict()["entries"]
+            if str(item) in entries:
+                out.append({"ref": f"store:{item}",
+                            "hash": self.metadata(str(item), entries=entries)["xaffect"]["identity"]})
+                continue
+            if cache is None:
+                cache = load_hash_cache(self.fs, self._path(".xaffect/hashes.json"))
+            ref = os.fspath(item)
+            out.append({"ref": public_ref(ref), "hash": file_identity(ref, cache, self.storage_options)})
+        if cache:
+            save_hash_cache(self.fs, self._path(".xaffect/hashes.json"), cache)
         return out
 
     def identity(self, *, stage: str, params: Mapping[str, Any], inputs: Iterable[Any] = ()) -> str:
@@ -284,15 +243,19 @@ class Workspace:
 
     def is_current(self, name: str, *, stage: str, params: Mapping[str, Any], inputs: Iterable[Any] = ()) -> bool:
         """Whether store ``name`` exists, is complete and has this identity."""
-        entries = self._read_catalog_dict().get("entries", {})
+        if not self._identity_matches(name, stage=stage, params=params, inputs=inputs):
+            return False
+        return not version_gone(self.fs, self._path(self.metadata(name)["xaffect"]["path"]))
+
+    def _identity_matches(self, name: str, *, stage: str, params: Mapping[str, Any], inputs: Iterable[Any]) -> bool:
+        entries = self._read_catalog_dict()["entries"]
         if name not in entries:
             return False
+        info = self.metadata(name, entries=entries)["xaffect"]
         try:
-            ident = self.identity(stage=stage, params=params, inputs=inputs)
+            return info.get("identity") == self.identity(stage=stage, params=params, inputs=inputs)
         except InputError:
             return False
-        info = entries[name]["metadata"].get("xaffect", {})
-        return info.get("identity") == ident and self.fs.exists(self._path(info["path"]))
 
     # ------------------------------------------------------------------ write
     def write(self, name: str, data: xr.Dataset | xr.DataTree, *, stage: str, params: Mapping[str, Any],
@@ -324,107 +287,105 @@ class Workspace:
         Returns
         -------
         xarray.Dataset or xarray.DataTree
-            The written store, opened lazily.
+            The written store, opened lazily. If another process committed a
+            version of ``name`` with the same identity while this one was
+            writing, theirs is kept (a warning says so); with a different
+            identity this write is discarded and a StoreError raised.
         """
-        if not name or any(c in name for c in " /\\:{}"):
+        if not name or any(c in name for c in " /\\:{}~"):
             raise StoreError(f"{name!r}: store names use letters, digits, '.', '_' and '-' only")
         if not isinstance(data, (xr.Dataset, xr.DataTree)):
             raise StoreError(f"{name}: write takes an xarray Dataset or DataTree, not {type(data).__name__}")
         records = self.input_identities(inputs)
         ident = identity_of(stage, params, records)
         prov = make_provenance(stage=stage, params=params, inputs=records, identity=ident, model=model)
+        entries = self._read_catalog_dict()["entries"]
+        base = ((entries.get(name) or {}).get("metadata") or {}).get("xaffect", {}).get("path")
         folder = f"stores/{name.replace('.', '/')}"
         rel = f"{folder}/{ident[:16]}-{uuid.uuid4().hex[:8]}.zarr"
-        target = self._zarr_target(rel)
         attrs = {_PROV_ATTR: canonical_json(prov), _IDENT_ATTR: ident, _STATUS_ATTR: "writing"}
 
         t0 = time.perf_counter()
+        outcome: Any = _PENDING  # until the catalog transaction returns
+        try:
+            with WriterRecord(self.fs, self.root, rel):
+                self._materialise(name, data, rel, attrs, progress)
+                elapsed = time.perf_counter() - t0
+                fresh = _entries.store_entries(name, data, rel=rel, stage=stage, description=description,
+                                               metadata=metadata, ident=ident, created=prov["created"],
+                                               elapsed=elapsed, storage_options=self.storage_options)
+                outcome = self._catalog.update(lambda cat: _entries.commit(cat, name, fresh, base, rel, now_iso()))
+                if outcome is not None:
+                    delete_version(self.fs, self.root, rel, local=self._local)
+        except OSError as exc:
+            if outcome is _PENDING:
+                self._discard(rel)
+            if isinstance(exc, PermissionError):
+                raise StoreError(f"{self.url}: the workspace is read-only (writing store {name!r}: "
+                                 f"{exc.filename or exc}); nothing was changed") from None
+            raise StoreError(f"{self.url}: writing store {name!r} failed ({exc.strerror or exc}); the partial "
+                             "version was removed, the catalog and older versions are unchanged") from None
+        except BaseException:
+            if outcome is _PENDING:  # never discard a version the catalog already lists
+                self._discard(rel)
+            raise
+        if outcome is not None:
+            winner = outcome.get("identity")
+            if winner == ident:
+                warnings.warn(f"{self.url}: store {name!r} was committed by another process while this one "
+                              "wrote the same content; kept theirs", stacklevel=2)
+            else:
+                raise StoreError(f"{self.url}: store {name!r} was replaced by another writer (identity "
+                                 f"{str(winner)[:12]}, created {outcome.get('created')}) while this one was "
+                                 "writing; this version was discarded, rerun to replace theirs")
+        try:
+            collect_garbage(self, grace_s=DEFAULT_GRACE_S, only=folder)
+        except (OSError, StoreError):
+            pass  # the write is committed; what is left, `xaffect gc` reclaims later
+        return self.open(name)
+
+    def _materialise(self, name: str, data: xr.Dataset | xr.DataTree, rel: str, attrs: dict,
+                     progress: bool) -> None:
+        import zarr
+
+        target = self._zarr_target(rel)
         if isinstance(data, xr.DataTree):
             tree = data.copy()
             tree.attrs = {**tree.attrs, **attrs}
-            tree = tree.map_over_datasets(_prepare_for_zarr)
-            delayed = tree.to_zarr(target, mode="w", compute=False, consolidated=False, write_inherited_coords=True,
-                                   storage_options=self._so(target))
+            tree = tree.map_over_datasets(_entries.prepare_for_zarr)
+            delayed = tree.to_zarr(target, mode="w-", compute=False, consolidated=False,
+                                   write_inherited_coords=True, storage_options=self._so(target))
         else:
-            ds = _prepare_for_zarr(data)
+            ds = _entries.prepare_for_zarr(data)
             ds.attrs = {**data.attrs, **attrs}
-            delayed = ds.to_zarr(target, mode="w", compute=False, consolidated=False,
+            delayed = ds.to_zarr(target, mode="w-", compute=False, consolidated=False,
                                  storage_options=self._so(target))
         if delayed is not None:
             compute(delayed, desc=f"write {name}", progress=progress)
-        # finalise: mark complete, consolidate, then commit to the catalog
         group = zarr.open_group(self._zstore(target), mode="r+")
         group.attrs[_STATUS_ATTR] = "complete"
         zarr.consolidate_metadata(self._zstore(target))
-        elapsed = time.perf_counter() - t0
 
-        with _lock:
-            cat = intake.entry.Catalog.from_dict(self._read_catalog_dict())
-            if name in cat.entries:
-                self._drop_entry(cat, name)
-            datadesc = intake.readers.datatypes.Zarr(
-                url="{CATALOG_DIR}/" + rel, storage_options=_public_options(self.storage_options) or None)
-            kwargs = {"engine": "zarr", "chunks": {}}
-            if isinstance(data, xr.DataTree):
-                reader = intake.readers.readers.XArrayDatasetReader(datadesc, **kwargs)
-            else:
-                reader = intake.readers.readers.XArrayDatasetReader(datadesc, **kwargs)
-            meta = {
-                "description": description or f"{stage} store",
-                "stage": stage,
-                **_dims_summary(data),
-                **_labels(data),
-                **({k: _jsonable(v) for k, v in (metadata or {}).items()}),
-                "xaffect": {"identity": ident, "path": rel, "created": prov["created"],
-                            "kind": "tree" if isinstance(data, xr.DataTree) else "dataset",
-                            "write_seconds": round(elapsed, 3)},
-            }
-            reader.metadata.update(meta)
-            cat[name] = reader
-            if isinstance(data, xr.DataTree):
-                for group_path in data.groups:
-                    if group_path == "/":
-                        continue
-                    sub = intake.readers.readers.XArrayDatasetReader(
-                        datadesc, group=group_path.lstrip("/"), **kwargs)
-                    sub.metadata.update({"description": f"{name} group {group_path.lstrip('/')}",
-                                         "stage": stage, "parent": name,
-                                         **_dims_summary(data[group_path].to_dataset())})
-                    cat[f"{name}/{group_path.lstrip('/')}"] = sub
-            self._write_catalog_dict(cat.to_dict())
-        self._cleanup(folder, keep=rel)
-        return self.open(name)
-
-    def _drop_entry(self, cat: intake.Catalog, name: str) -> None:
-        for key in [k for k in cat.entries if k == name or k.startswith(f"{name}/")]:
-            del cat[key]
-        used = set()
-        for entry in cat.entries.values():
-            used.update(_data_tokens(entry.kwargs))
-        for tok in [t for t in cat.data if t not in used]:
-            cat.data.pop(tok)
-
-    def _cleanup(self, folder: str, keep: str) -> None:
-        """Remove every version of a store but ``keep`` (old ones, killed writes)."""
-        path = self._path(folder)
-        if not self.fs.exists(path):
-            return
-        for p in self.fs.ls(path, detail=False):
-            if p.rstrip("/").endswith(".zarr") and not p.rstrip("/").endswith(keep.split("/")[-1]):
-                try:
-                    self.fs.rm(p, recursive=True)
-                except FileNotFoundError:
-                    pass
+    def _discard(self, rel: str) -> None:
+        try:
+            delete_version(self.fs, self.root, rel, local=self._local)
+        except OSError:
+            pass  # e.g. read-only: nothing was written; gc removes what is left
 
     def remove(self, name: str) -> None:
-        """Unregister store ``name`` and delete its data."""
-        with _lock:
-            meta = self.metadata(name)
-            cat = intake.entry.Catalog.from_dict(self._read_catalog_dict())
-            self._drop_entry(cat, name)
-            self._write_catalog_dict(cat.to_dict())
-        folder = "/".join(meta["xaffect"]["path"].split("/")[:-1])
-        self._cleanup(folder, keep="\0")
+        """Unregister store ``name``; its data is retired and reclaimed by :meth:`gc`."""
+        self.metadata(name)
+        self._catalog.update(lambda cat: _entries.drop(cat, name, retire_at=now_iso()))
+
+    def gc(self, *, grace_s: float = DEFAULT_GRACE_S, dry_run: bool = False) -> list[str]:
+        """Delete retired versions older than ``grace_s`` and versions whose writer died.
+
+        Returns
+        -------
+        list of str
+            Versions (paths relative to the workspace) removed, or that would be.
+        """
+        return collect_garbage(self, grace_s=grace_s, dry_run=dry_run)
 
     # ------------------------------------------------------------------- read
     def open(self, name: str, *, group: str | None = None) -> xr.Dataset | xr.DataTree:
@@ -433,66 +394,58 @@ class Workspace:
         Parameters
         ----------
         name : str
-            Catalog name.
+            Catalog name, or ``"store/group"`` for one per-stimulus group.
         group : str, optional
             For per-stimulus stores, one group (stimulus) as a Dataset.
 
         Returns
         -------
         xarray.Dataset or xarray.DataTree
-            A DataTree for per-stimulus stores when ``group`` is None.
+            A DataTree for per-stimulus stores when ``group`` is None. Reading
+            a chunk after this version was garbage-collected raises StoreError.
         """
-        meta = self.metadata(name)
-        url = self._zarr_target(meta["xaffect"]["path"])
+        info = self.metadata(name)["xaffect"]
+        group = group or info.get("group")
+        version_path = self._path(info["path"])
+        if version_gone(self.fs, version_path):
+            raise StoreError(f"{self.url}: store {name!r} is listed but its data ({info['path']}) is missing "
+                             "(deleted behind the catalog's back?); rerun the stage that writes it")
+        url = self._zarr_target(info["path"])
         so = self._so(url)
-        if group is not None:
-            return xr.open_zarr(url, group=group, storage_options=so, chunks={})
-        if meta["xaffect"].get("kind") == "tree":
-            return xr.open_datatree(url, engine="zarr", chunks={}, storage_options=so)
-        return xr.open_zarr(url, storage_options=so, chunks={})
+        label = f"{self.url}: store {name!r}"
+        try:
+            if group is not None:
+                ds = xr.open_zarr(url, group=group, storage_options=so, chunks={})
+                return guard_dataset(ds, self.fs, version_path, label)
+            if info.get("kind") == "tree":
+                tree = xr.open_datatree(url, engine="zarr", chunks={}, storage_options=so)
+                return tree.map_over_datasets(lambda ds: guard_dataset(ds, self.fs, version_path, label))
+            return guard_dataset(xr.open_zarr(url, storage_options=so, chunks={}), self.fs, version_path, label)
+        except (OSError, KeyError, ValueError):
+            if version_gone(self.fs, version_path):  # deleted while opening (gc after a rewrite)
+                raise StoreError(f"{label}: its version ({info['path']}) was deleted while being opened; "
+                                 "open it again") from None
+            raise
 
     def provenance(self, name: str) -> dict:
-        """The provenance record of store ``name``."""
-        meta = self.metadata(name)
-        target = self._zarr_target(meta["xaffect"]["path"])
-        g = zarr.open_group(self._zstore(target, read_only=True), mode="r")
+        """The provenance record of store ``name`` (of its parent for a group)."""
+        import json
+
+        import zarr
+
+        info = self.metadata(name)["xaffect"]
+        if version_gone(self.fs, self._path(info["path"])):
+            raise StoreError(f"{self.url}: store {name!r}: its data ({info['path']}) is missing")
+        g = zarr.open_group(self._zstore(self._zarr_target(info["path"]), read_only=True), mode="r")
         return json.loads(g.attrs[_PROV_ATTR])
 
     def run_stage(self, name: str, build: Callable[[], xr.Dataset | xr.DataTree], *, stage: str,
                   params: Mapping[str, Any], inputs: Sequence[Any] = (), force: bool = False,
                   **write_kwargs: Any) -> xr.Dataset | xr.DataTree:
         """Open ``name`` if current, else build it with ``build()`` and write it."""
-        if not force and self.is_current(name, stage=stage, params=params, inputs=inputs):
-            return self.open(name)
+        if not force and self._identity_matches(name, stage=stage, params=params, inputs=inputs):
+            try:
+                return self.open(name)  # checks that the data is still there
+            except StoreError:
+                pass  # listed but deleted behind the catalog's back: rebuild
         return self.write(name, build(), stage=stage, params=params, inputs=inputs, **write_kwargs)
-
-
-def _data_tokens(obj: Any) -> set[str]:
-    import re
-
-    out: set[str] = set()
-    if isinstance(obj, str):
-        out.update(re.findall(r"\{data\(([0-9a-f]+)\)\}", obj))
-    elif isinstance(obj, Mapping):
-        for v in obj.values():
-            out |= _data_tokens(v)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            out |= _data_tokens(v)
-    return out
-
-
-def _jsonable(v: Any) -> Any:
-    return json.loads(canonical_json(v))
-
-
-def _prepare_for_zarr(ds: xr.Dataset) -> xr.Dataset:
-    """Drop stale encodings and make dask chunks regular (zarr needs that)."""
-    ds = ds.copy()
-    for var in ds.variables.values():
-        var.encoding = {k: v for k, v in var.encoding.items() if k in ("dtype", "_FillValue", "units", "calendar")}
-        if var.chunks is not None:
-            chunks = var.chunks
-            if any(len(set(c[:-1])) > 1 or (len(c) > 1 and c[-1] > c[0]) for c in chunks):
-                var.data = var.data.rechunk({i: c[0] for i, c in enumerate(chunks)})
-    return ds

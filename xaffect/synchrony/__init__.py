@@ -1,9 +1,12 @@
 """Sliding-window inter-subject correlation with valid nulls, and continuous ratings as targets.
 
-Kernels on arrays live in :mod:`._kernels` (running-sum ISC, surrogates, FDR);
-:mod:`.isc` is the xarray layer, :mod:`.ratings` the rating readers and clock,
-:mod:`.plots` the figures and :mod:`.stage` the ``synchrony`` and ``targets``
-stages.
+Kernels on arrays live in :mod:`._kernels` (streaming running-sum ISC in
+bounded memory) and :mod:`._clusters` (max-statistic and temporal-cluster
+inference over windows x regions); surrogates come from
+:mod:`xaffect.surrogates`. :mod:`._inputs` and :mod:`.bands` prepare the
+data, :mod:`.isc` is the xarray layer, :mod:`.ratings` the rating readers and
+clock, :mod:`.plots` the figures and :mod:`.stage` the ``synchrony`` and
+``targets`` stages.
 """
 
 from .isc import BANDS, METHODS, NULLS, ISCWarning, band_envelopes, fdr_bh, fisher_mean, isc_test, sliding_isc

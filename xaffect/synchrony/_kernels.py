@@ -1,22 +1,34 @@
 """Pure array kernels of sliding-window inter-subject correlation (ISC).
 
 Every kernel works on one stimulus: ``x`` of shape ``(n_subjects, n_samples,
-n_regions)``, windows of ``win`` samples starting at ``starts``. Windowed sums
-come from cumulative sums, so the cost is independent of the window length
-(one pass over the data per subject, not one per window).
+n_regions)`` in its own dtype (float32 stays float32 in memory), windows of
+``win`` samples starting at ``starts``.
 
-Leave-one-out (LOO) ISC of subject ``s`` in a window is the Pearson
-correlation of ``x_s`` with the mean of the other subjects. With ``S`` the
-(weighted) sum over subjects and ``c_s`` the weight (bootstrap count) of
-``s``, the mean of the others is ``m_s = (S - c_s x_s) / (n - c_s)``; its
-windowed sums follow from those of ``x_s``, ``x_s**2``, ``x_s S``, ``S`` and
-``S**2``, so no per-window work is needed.
+**Bounded memory.** Every kernel streams over time through
+:mod:`._stream`: chunks of whole blocks of ``gcd(win, starts)`` samples,
+per-block sums, carried block sums for unfinished windows; windows are
+finished (correlations, Fisher mean over subjects) chunk by chunk, so peak
+memory is flat in stimulus length.
+
+**Which sums.** Leave-one-out (LOO) ISC of subject ``s`` is the Pearson
+correlation of ``x_s`` with the mean of the others. With ``S = sum_t c_t x_t``
+(``c`` the subject weights, bootstrap counts) the mean of the others is
+``(S - c_s x_s) / (n - c_s)``, so every window needs only the windowed sums of
+``x_s``, ``x_s**2`` and ``x_s S`` (``S`` and ``S**2`` follow from them). When
+blocks are long enough (``g >= max(8, n_subjects / 2)``) those come from the
+per-block Gram matrix of the subjects (one batched GEMM per chunk, which also
+gives every pair for pairwise ISC); otherwise from element-wise products.
+Both are written here rather than taken from brainiak because brainiak
+recomputes every window from scratch (the per-window loop this replaces).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
 from ..stats import fdr_bh  # noqa: F401  (re-exported)
+from ._stream import (_block, _centre, _chunk_len, _corr_from_sums, _gram_chunk, _power, _product_chunk, _read,
+                      _region_batches, _stream, _use_gram)
 
 __all__: list[str] = []
 
@@ -24,6 +36,7 @@ __all__: list[str] = []
 _R_MAX = 1.0 - 1e-12
 #: A window whose variance is below this fraction of the channel's typical
 #: variance (times the window length) is "constant": its correlation is NaN.
+#: The typical variance is that of the chunk of time holding the window.
 _CONST_TOL = 1e-10
 
 
@@ -58,145 +71,122 @@ def fisher_mean(r: np.ndarray, axis: int = 0, weights: np.ndarray | None = None)
         return np.tanh(num.sum(axis=axis) / np.where(den > 0, den, np.nan))
 
 
-def _wsum(a: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
-    """Sums of ``a`` (n_samples, ...) over windows ``[start, start + win)``.
+# ------------------------------------------------------------ leave-one-out
+def _loo_blocks(x, mu, c, g, shifts=None):
+    """Block function of LOO sums: x_s, x_s**2, x_s S_d per subject, and NaN counts.
 
-    Windows are made of blocks of ``g = gcd(win, starts)`` samples: block sums
-    (one pass) then a running sum over blocks, so the cost is one pass over
-    the data whatever the window length or the number of windows.
+    ``c`` has shape (n_draws, n_subjects); ``x_s S_d`` has shape (..., n_subjects, n_draws).
     """
-    g = int(np.gcd.reduce(np.r_[starts, win].astype(np.int64)))
-    stop = int(starts[-1]) + win if starts.size else 0
-    if g > 1:
-        blocks = a[:stop].reshape((stop // g, g) + a.shape[1:]).sum(axis=1, dtype=np.float64)
-    else:
-        blocks = a[:stop]
-    cs = np.empty((blocks.shape[0] + 1,) + a.shape[1:], dtype=np.float64)
-    cs[0] = 0.0
-    np.cumsum(blocks, axis=0, out=cs[1:])
-    return cs[(starts + win) // g] - cs[starts // g]
+    def fn(a, b):
+        if _use_gram(x, g):
+            sx, gm, nanc = _gram_chunk(x, mu, a, b, g, shifts)
+            sxx = np.diagonal(gm, axis1=2, axis2=3).copy()
+            sxs = gm @ c.T
+        else:
+            z, nanc = _product_chunk(x, mu, a, b, g, shifts)
+            sx = z.sum(axis=-1)
+            sxx = np.einsum("brsg,brsg->brs", z, z)
+            tot = np.einsum("ds,brsg->brdg", c, z)
+            sxs = np.einsum("brsg,brdg->brsd", z, tot)
+        return [sx, sxx, sxs, nanc]
+
+    return fn
 
 
-def _corr_from_sums(sx, sy, sxx, syy, sxy, win, tol_x, tol_y):
-    """Pearson r from windowed sums; NaN where either side is constant."""
-    vx = sxx - sx * sx / win
-    vy = syy - sy * sy / win
-    cov = sxy - sx * sy / win
-    bad = (vx <= tol_x) | (vy <= tol_y)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = cov / np.sqrt(np.where(bad, 1.0, vx * vy))
-    r[bad] = np.nan
-    return np.clip(r, -1.0, 1.0)
+def _loo_from_sums(sx, sxx, sxs, c, win, tol_x, tol_mean):
+    """Per-subject LOO r (n_draws, n_windows, n_regions, n_subjects) from windowed sums."""
+    n = c.sum(axis=1)  # (n_draws,)
+    out = np.full((c.shape[0],) + sx.shape, np.nan)
+    for d, cd in enumerate(c):
+        k = n[d] - cd  # (n_subjects,)
+        use = (cd > 0) & (k > 0)
+        if not use.any():
+            continue
+        s_s = sx @ cd  # (window, region)
+        s_ss = sxs[..., d] @ cd
+        kk = np.where(use, k, 1.0)
+        sm = (s_s[..., None] - cd * sx) / kk
+        smm = (s_ss[..., None] - 2.0 * cd * sxs[..., d] + cd * cd * sxx) / (kk * kk)
+        sxm = (sxs[..., d] - cd * sxx) / kk
+        r = _corr_from_sums(sx, sm, sxx, smm, sxm, win, tol_x, tol_mean[d][:, None])
+        r[..., ~use] = np.nan
+        out[d] = r
+    return out
 
 
-def _scale(x: np.ndarray) -> np.ndarray:
-    """Typical per-sample power of each channel, shape (n_subjects, n_regions)."""
-    sq = x * x
-    p = np.nanmean(sq, axis=1) if np.isnan(sq).any() else sq.mean(axis=1)
-    return np.where(np.isfinite(p) & (p > 0), p, 1.0)
+def loo_isc(x: np.ndarray, starts: np.ndarray, win: int, weights: np.ndarray | None = None,
+            min_subjects: int = 3, shifts: np.ndarray | None = None) -> np.ndarray:
+    """Leave-one-out ISC per window and region (Fisher mean over subjects).
 
-
-def loo_fast(x: np.ndarray, starts: np.ndarray, win: int, weights: np.ndarray | None = None) -> np.ndarray:
-    """Leave-one-out correlations per subject and window, by running sums.
+    NaN-tolerant per subject: a subject with a missing sample in a window is
+    left out of that window (for that region); windows with fewer than
+    ``min_subjects`` usable subjects are NaN. Memory is flat in ``n_samples``
+    (see the module docstring).
 
     Parameters
     ----------
     x : array of shape (n_subjects, n_samples, n_regions)
-        Signals without NaN. Each channel is centred before its running sums
-        (centring does not change a correlation but keeps the sums accurate).
+        Any real dtype; read chunk by chunk, never copied whole.
     starts : int array of shape (n_windows,)
-        First sample of each window.
+        First sample of each window (increasing).
     win : int
         Window length in samples.
-    weights : array of shape (n_subjects,), optional
-        Multiplicity of each subject (bootstrap counts); default all 1.
+    weights : array of shape (n_subjects,) or (n_draws, n_subjects), optional
+        Multiplicity of each subject (bootstrap counts; NaN-free data only).
+        Several draws are computed in one pass over the data.
+    min_subjects : int
+    shifts : int array of shape (n_subjects,), optional
+        Compute the ISC of ``x`` with each subject circularly rolled by its
+        shift (a circular-shift surrogate), without copying ``x``.
 
     Returns
     -------
-    ndarray of shape (n_subjects, n_windows, n_regions)
-        Correlation of each subject with the (weighted) mean of the others;
-        NaN where a window is constant or a subject has weight 0.
+    ndarray of shape (n_windows, n_regions), or (n_draws, n_windows, n_regions) for 2-D weights
     """
     n_sub = x.shape[0]
-    c = np.ones(n_sub) if weights is None else np.asarray(weights, dtype=float)
-    n = c.sum()
-    mu = x.mean(axis=1)  # (n_subjects, n_regions): each subject is centred as it is used
-    total = np.einsum("s,str->tr", c, x) - c @ mu  # (n_samples, n_regions)
-    sq = total * total
-    sS = _wsum(total, starts, win)
-    sSS = _wsum(sq, starts, win)
-    tol_tot = _CONST_TOL * win * sq.mean(axis=0) / max(n, 1.0) ** 2
-    del sq
-    out = np.full((n_sub, starts.size, x.shape[2]), np.nan)
-    for s in range(n_sub):
-        cs = c[s]
-        if cs <= 0 or n - cs <= 0:
-            continue
-        xs = x[s] - mu[s]
-        sq = xs * xs
-        sx = _wsum(xs, starts, win)
-        sxx = _wsum(sq, starts, win)
-        sxS = _wsum(xs * total, starts, win)
-        scale = sq.mean(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        k = n - cs
-        sm = (sS - cs * sx) / k
-        smm = (sSS - 2.0 * cs * sxS + cs * cs * sxx) / (k * k)
-        sxm = (sxS - cs * sxx) / k
-        tol_x = _CONST_TOL * win * scale
-        out[s] = _corr_from_sums(sx, sm, sxx, smm, sxm, win, tol_x, tol_tot)
-    return out
+    starts = np.asarray(starts, dtype=np.int64)
+    batches = _region_batches(x, starts, win)
+    if len(batches) > 1:
+        return np.concatenate([loo_isc(x[:, :, b], starts, win, weights, min_subjects, shifts) for b in batches],
+                              axis=-1)
+    c = np.ones((1, n_sub)) if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
+    out = np.full((c.shape[0], starts.size, x.shape[2]), np.nan)
+    if starts.size:
+        g = _block(starts, win)
+        for sl, sums, totals, length in _stream(_loo_blocks(x, _centre(x, g), c, g, shifts), starts, win, g,
+                                                _chunk_len(x, g)):
+            sx, sxx, sxs, nanc = sums
+            has_nan = bool(totals[3].any())
+            if has_nan and weights is not None:
+                raise ValueError("bootstrap weights need NaN-free data")
+            count = length - totals[3]
+            tol_x = _CONST_TOL * win * _power(totals[1], length, count)  # (region, subject)
+            # power of the mean of all subjects: sum_t S**2 = sum_s c_s sum_t x_s S
+            tot_power = _power(np.einsum("rsd,ds->dr", totals[2], c), length)  # (draw, region)
+            tol_mean = _CONST_TOL * win * tot_power / np.maximum(c.sum(axis=1), 1.0)[:, None] ** 2
+            r = _loo_from_sums(sx, sxx, sxs, c, win, tol_x, tol_mean)
+            if nanc.any():
+                r[0] = _loo_fix_missing(x, r[0], nanc > 0.5, starts[sl], win, min_subjects, shifts)
+            for d in range(c.shape[0]):
+                out[d, sl] = fisher_mean(r[d], axis=-1, weights=c[d])
+        out[(c > 0).sum(axis=1) < 2] = np.nan
+    return out if weights is not None and np.ndim(weights) == 2 else out[0]
 
 
-def pairwise_fast(x: np.ndarray, starts: np.ndarray, win: int, bad: np.ndarray | None = None) -> np.ndarray:
-    """Pairwise correlations per subject pair and window, by running sums.
+def _loo_fix_missing(x, r, bad, starts, win, min_subjects, shifts=None):
+    """Recompute, with only the usable subjects, the windows where one had a missing sample.
 
-    Parameters
-    ----------
-    x : array of shape (n_subjects, n_samples, n_regions)
-        Signals; NaN (missing samples) allowed when ``bad`` is given. Each
-        channel is centred (NaN ignored, then set to 0) as it is used.
-    starts : int array of shape (n_windows,)
-    win : int
-    bad : bool array of shape (n_subjects, n_windows, n_regions), optional
-        Windows in which a subject had missing samples; its pairs get NaN.
-
-    Returns
-    -------
-    ndarray of shape (n_pairs, n_windows, n_regions)
-        Pairs in the order of ``np.triu_indices(n_subjects, 1)``.
+    ``r`` and ``bad`` have shape (n_windows, n_regions, n_subjects). The fast
+    sums zero-filled the missing samples, so "the mean of the others" was
+    wrong there: those windows are redone directly (they are few).
     """
-    n_sub = x.shape[0]
-    mu = np.nanmean(x, axis=1) if bad is not None else x.mean(axis=1)
-
-    def centred(i: int) -> np.ndarray:
-        xi = x[i] - mu[i]
-        if bad is not None:
-            xi[np.isnan(xi)] = 0.0
-        return xi
-
-    sx = np.empty((n_sub, starts.size, x.shape[2]))
-    sxx = np.empty_like(sx)
-    tol = np.empty((n_sub, x.shape[2]))
-    for i in range(n_sub):
-        xi = centred(i)
-        sq = xi * xi
-        sx[i] = _wsum(xi, starts, win)
-        sxx[i] = _wsum(sq, starts, win)
-        p = sq.mean(axis=0)
-        tol[i] = _CONST_TOL * win * np.where(p > 0, p, 1.0)
-    ii, jj = np.triu_indices(n_sub, 1)
-    out = np.empty((ii.size, starts.size, x.shape[2]))
-    p = 0
-    for i in range(n_sub):
-        xi = centred(i)
-        for j in range(i + 1, n_sub):
-            sxy = _wsum(xi * centred(j), starts, win)
-            out[p] = _corr_from_sums(sx[i], sx[j], sxx[i], sxx[j], sxy, win, tol[i], tol[j])
-            if bad is not None:
-                out[p][bad[i] | bad[j]] = np.nan
-            p += 1
-    return out
+    r[bad] = np.nan
+    hit = bad.any(axis=-1)  # (window, region)
+    for w in np.flatnonzero(hit.any(axis=1)):
+        regions = np.flatnonzero(hit[w])
+        xw = np.asarray(_read(x, starts[w], starts[w] + win, shifts)[:, :, regions], dtype=np.float64)
+        r[w, regions] = loo_direct(xw, ~bad[w, regions].T, min_subjects).T
+    return r
 
 
 def loo_direct(xw: np.ndarray, valid: np.ndarray | None = None, min_subjects: int = 3) -> np.ndarray:
@@ -234,87 +224,90 @@ def loo_direct(xw: np.ndarray, valid: np.ndarray | None = None, min_subjects: in
     return np.clip(r, -1.0, 1.0)
 
 
-def window_bad(nanmask: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
-    """Which (subject, window, region) contain a missing sample.
+# ------------------------------------------------------------------ pairwise
+def _pair_blocks(x, mu, g, ii, jj, shifts=None):
+    """Block function of pairwise sums: x_i, x_i**2 per subject, x_i x_j per pair, and NaN counts."""
+    def fn(a, b):
+        if _use_gram(x, g):
+            sx, gm, nanc = _gram_chunk(x, mu, a, b, g, shifts)
+            sxx = np.diagonal(gm, axis1=2, axis2=3).copy()
+            sxy = gm[:, :, ii, jj]
+        else:
+            z, nanc = _product_chunk(x, mu, a, b, g, shifts)
+            sx = z.sum(axis=-1)
+            sxx = np.einsum("brsg,brsg->brs", z, z)
+            sxy = np.stack([np.einsum("brg,brg->br", z[:, :, i], z[:, :, j]) for i, j in zip(ii, jj)], axis=-1)
+        return [sx, sxx, sxy, nanc]
+
+    return fn
+
+
+def _pairwise_stream(x: np.ndarray, starts: np.ndarray, win: int, shifts=None):
+    """Yield (window slice, pair correlations (n_windows_done, n_regions, n_pairs))."""
+    starts = np.asarray(starts, dtype=np.int64)
+    if not starts.size:
+        return
+    ii, jj = np.triu_indices(x.shape[0], 1)
+    g = _block(starts, win)
+    for sl, sums, totals, length in _stream(_pair_blocks(x, _centre(x, g), g, ii, jj, shifts), starts, win, g,
+                                            _chunk_len(x, g)):
+        sx, sxx, sxy, nanc = sums
+        tol = _CONST_TOL * win * _power(totals[1], length, length - totals[3])  # (region, subject)
+        r = _corr_from_sums(sx[..., ii], sx[..., jj], sxx[..., ii], sxx[..., jj], sxy, win, tol[:, ii], tol[:, jj])
+        if nanc.any():
+            bad = nanc > 0.5
+            r[bad[..., ii] | bad[..., jj]] = np.nan
+        yield sl, r
+
+
+def pairwise_r(x: np.ndarray, starts: np.ndarray, win: int, shifts=None) -> np.ndarray:
+    """Pairwise correlations per subject pair and window; NaN-tolerant.
 
     Parameters
     ----------
-    nanmask : bool array of shape (n_subjects, n_samples, n_regions)
+    x : array of shape (n_subjects, n_samples, n_regions)
+        NaN (missing samples) allowed: the pairs of a subject with a missing
+        sample in a window are NaN there.
+    starts : int array of shape (n_windows,)
+    win : int
+    shifts : int array of shape (n_subjects,), optional
+        As in :func:`loo_isc`.
 
     Returns
     -------
-    bool array of shape (n_subjects, n_windows, n_regions)
+    ndarray of shape (n_pairs, n_windows, n_regions)
+        Pairs in the order of ``np.triu_indices(n_subjects, 1)``.
     """
-    return np.stack([_wsum(m.astype(np.float64), starts, win) > 0.5 for m in nanmask])
+    batches = _region_batches(x, starts, win)
+    if len(batches) > 1:
+        return np.concatenate([pairwise_r(x[:, :, b], starts, win, shifts) for b in batches], axis=-1)
+    n_pairs = x.shape[0] * (x.shape[0] - 1) // 2
+    out = np.full((n_pairs, np.size(starts), x.shape[2]), np.nan)
+    for sl, r in _pairwise_stream(x, starts, win, shifts):
+        out[:, sl] = np.moveaxis(r, -1, 0)
+    return out
 
 
-def loo_isc(x: np.ndarray, starts: np.ndarray, win: int, weights: np.ndarray | None = None,
-            min_subjects: int = 3) -> np.ndarray:
-    """Leave-one-out ISC per window and region (Fisher mean over subjects).
-
-    NaN-tolerant per subject: a subject with a missing sample in a window is
-    left out of that window (for that region); windows with fewer than
-    ``min_subjects`` usable subjects are NaN.
+def pairwise_isc(x: np.ndarray, starts: np.ndarray, win: int, shifts=None) -> np.ndarray:
+    """Pairwise ISC per window and region (Fisher mean over subject pairs), in flat memory.
 
     Parameters
     ----------
     x : array of shape (n_subjects, n_samples, n_regions)
     starts : int array of shape (n_windows,)
     win : int
-    weights : array of shape (n_subjects,), optional
-        Bootstrap counts (NaN-free data only).
-    min_subjects : int
 
     Returns
     -------
     ndarray of shape (n_windows, n_regions)
     """
-    x = np.asarray(x, dtype=np.float64)
-    if np.isfinite(x.sum()):  # no NaN: one pass, no mask
-        r = loo_fast(x, starts, win, weights)
-        c = np.ones(x.shape[0]) if weights is None else np.asarray(weights, dtype=float)
-        out = fisher_mean(r, axis=0, weights=c)
-        if (c > 0).sum() < 2:
-            out[:] = np.nan
-        return out
-    if weights is not None:
-        raise ValueError("bootstrap weights need NaN-free data")
-    nanmask = np.isnan(x)
-    bad = window_bad(nanmask, starts, win)
-    filled = np.where(nanmask, 0.0, x - np.nanmean(x, axis=1, keepdims=True))
-    r = loo_fast(filled, starts, win)
-    r[bad] = np.nan
-    # the fast path's "mean of the others" included the zero-filled subjects:
-    # redo every affected window directly with only the usable subjects
-    hit = bad.any(axis=0)  # (n_windows, n_regions)
-    for w in np.flatnonzero(hit.any(axis=1)):
-        regions = np.flatnonzero(hit[w])
-        xw = x[:, starts[w]:starts[w] + win][:, :, regions]
-        r[:, w, regions] = loo_direct(xw, ~bad[:, w, regions], min_subjects)
-    return fisher_mean(r, axis=0)
-
-
-def pairwise_isc(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
-    """Pairwise ISC per window and region (Fisher mean over subject pairs).
-
-    Parameters
-    ----------
-    x : array of shape (n_subjects, n_samples, n_regions)
-    starts : int array of shape (n_windows,)
-    win : int
-
-    Returns
-    -------
-    ndarray of shape (n_windows, n_regions)
-    """
-    return fisher_mean(pairwise_r(x, starts, win), axis=0)
-
-
-def pairwise_r(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
-    """Pairwise correlations, shape (n_pairs, n_windows, n_regions); NaN-tolerant."""
-    x = np.asarray(x, dtype=np.float64)
-    bad = None if np.isfinite(x.sum()) else window_bad(np.isnan(x), starts, win)
-    return pairwise_fast(x, starts, win, bad)
+    batches = _region_batches(x, starts, win)
+    if len(batches) > 1:
+        return np.concatenate([pairwise_isc(x[:, :, b], starts, win, shifts) for b in batches], axis=-1)
+    out = np.full((np.size(starts), x.shape[2]), np.nan)
+    for sl, r in _pairwise_stream(x, starts, win, shifts):
+        out[sl] = fisher_mean(r, axis=-1)
+    return out
 
 
 def pair_weights(counts: np.ndarray) -> np.ndarray:
@@ -333,49 +326,3 @@ def pair_weights(counts: np.ndarray) -> np.ndarray:
     """
     ii, jj = np.triu_indices(counts.size, 1)
     return counts[ii] * counts[jj]
-
-
-def circular_shift(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Roll each subject's signals (all regions together) by its own random lag.
-
-    Parameters
-    ----------
-    x : array of shape (n_subjects, n_samples, n_regions)
-
-    Returns
-    -------
-    ndarray of the same shape
-    """
-    n = x.shape[1]
-    shifts = rng.integers(0, n, size=x.shape[0])
-    return np.stack([np.roll(x[s], shifts[s], axis=0) for s in range(x.shape[0])])
-
-
-def phase_randomize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Randomise the Fourier phases of each subject independently.
-
-    The same random phases are used for every region of a subject (spatial
-    covariance is kept); the amplitude spectrum of every signal is kept; the
-    DC and Nyquist terms are left alone. Missing samples stay missing.
-
-    Parameters
-    ----------
-    x : array of shape (n_subjects, n_samples, n_regions)
-
-    Returns
-    -------
-    ndarray of the same shape
-    """
-    nan = np.isnan(x)
-    mean = np.nanmean(x, axis=1, keepdims=True)
-    xc = np.where(nan, 0.0, x - mean)
-    n = x.shape[1]
-    spec = np.fft.rfft(xc, axis=1)
-    n_freq = spec.shape[1]
-    phases = rng.uniform(0.0, 2.0 * np.pi, size=(x.shape[0], n_freq, 1))
-    phases[:, 0] = 0.0
-    if n % 2 == 0:
-        phases[:, -1] = 0.0
-    out = np.fft.irfft(spec * np.exp(1j * phases), n=n, axis=1) + mean
-    out[nan] = np.nan
-    return out

@@ -8,9 +8,14 @@ cross a stimulus boundary.
 Inference never treats leave-one-out values as independent observations:
 
 * per window and region, a null distribution from surrogate data in which
-  every subject is independently circularly shifted (``null="shift"``) or
-  phase-randomised (``null="phase"``); one-sided p = (1 + #null >= obs) /
-  (1 + #null), FDR (Benjamini-Hochberg) across regions per window;
+  every subject is independently circularly shifted by a lag at least a
+  tenth of the stimulus away from 0 (``null="shift"``, read in place by the
+  kernels) or phase-randomised (``null="phase"``), both from
+  :mod:`xaffect.surrogates`; one-sided p = (1 + #null >= obs) / (1 + #null),
+  FDR (Benjamini-Hochberg) across regions per window;
+* over the family of all windows of all stimuli x regions (per band), the
+  same surrogates give a max-statistic ``p_max`` and temporal-cluster
+  ``p_cluster`` (:mod:`._clusters`), family-wise error controlled;
 * for the summary ISC (Fisher mean over all windows of all stimuli), the same
   surrogates give a null of summaries, and a subject-level bootstrap
   (subjects resampled, the ISC recomputed, copies of one subject never
@@ -28,173 +33,36 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from ..errors import InputError
-from ..store.clock import run_bounds, window_starts
+from ..surrogates import draw_shift, phase_randomise_each
 from . import _kernels as K
+from ._clusters import window_family_test
+from ._inputs import METHODS, NULLS, ISCWarning, _check_args, _inputs, _real, _trim_lengths, _windows
+from .bands import BANDS, _band_signal, _check_bands, band_envelopes
 
 __all__ = ["sliding_isc", "isc_test", "band_envelopes", "fdr_bh", "fisher_mean", "BANDS", "ISCWarning",
            "METHODS", "NULLS"]
-
-#: Canonical EEG bands (Hz) for amplitude-envelope ISC.
-BANDS: dict[str, tuple[float, float]] = {
-    "delta": (1.0, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0),
-}
-METHODS = ("loo", "pairwise")
-NULLS = ("shift", "phase")
 
 fdr_bh = K.fdr_bh
 fisher_mean = K.fisher_mean
 
 
-class ISCWarning(UserWarning):
-    """Data were trimmed or subjects dropped before computing ISC."""
-
-
-# ---------------------------------------------------------------- inputs
-def _check_args(window: float, step: float, method: str, null: str | None = None) -> None:
-    if method not in METHODS:
-        raise InputError(f"method: must be one of {', '.join(METHODS)}, got {method!r}")
-    if null is not None and null not in NULLS:
-        raise InputError(f"null: must be one of {', '.join(NULLS)}, got {null!r}")
-    if not (window > 0 and step > 0):
-        raise InputError(f"window and step must be positive seconds (window={window}, step={step})")
-
-
-def _trim_lengths(x: np.ndarray, subjects: Sequence[str], stimulus: str, lengths: str) -> tuple[np.ndarray, list[str]]:
-    """Drop all-missing subjects; make subjects equally long (trailing NaN = shorter)."""
-    subjects = [str(s) for s in subjects]
-    if x.shape[1] and not np.isnan(x[:, -1]).all(axis=1).any():
-        return x, subjects  # every subject has data at the last sample: nothing to trim or drop
-    present = ~np.isnan(x).all(axis=(1, 2))
-    if not present.all():
-        gone = [s for s, p in zip(subjects, present) if not p]
-        warnings.warn(f"stimulus {stimulus!r}: no data for subject(s) {', '.join(gone)}; left out", ISCWarning,
-                      stacklevel=3)
-        x = x[present]
-        subjects = [s for s, p in zip(subjects, present) if p]
-    anyvalid = ~np.isnan(x).all(axis=2)  # (subject, sample)
-    ends = np.array([np.flatnonzero(v)[-1] + 1 if v.any() else 0 for v in anyvalid])
-    if ends.size and (ends != ends.max()).any():
-        short = [f"{s} ({e} samples)" for s, e in zip(subjects, ends) if e < ends.max()]
-        msg = (f"stimulus {stimulus!r}: subjects have different lengths; shorter than {ends.max()} samples: "
-               f"{', '.join(short)}")
-        if lengths == "error":
-            raise InputError(msg)
-        if lengths != "trim":
-            raise InputError(f"lengths: must be 'trim' or 'error', got {lengths!r}")
-        warnings.warn(msg + f"; every subject trimmed to {ends.min()} samples", ISCWarning, stacklevel=3)
-        x = x[:, : ends.min()]
-    return x, subjects
-
-
-def _from_dataarray(data: xr.DataArray, sfreq: float | None) -> tuple[dict, list[str]]:
-    """Split a (subject, time|sample, region) DataArray into per-stimulus arrays."""
-    tdim = "time" if "time" in data.dims else "sample" if "sample" in data.dims else None
-    if tdim is None or "subject" not in data.dims or "region" not in data.dims or data.ndim != 3:
-        raise InputError(f"data: needs dims (subject, time, region), got {data.dims}")
-    data = data.transpose("subject", tdim, "region")
-    subjects = [str(s) for s in (data["subject"].values if "subject" in data.coords else range(data.sizes["subject"]))]
-    regions = [str(r) for r in (data["region"].values if "region" in data.coords else range(data.sizes["region"]))]
-    if "stimulus" in data.coords and data["stimulus"].dims == (tdim,):
-        names = np.asarray(data["stimulus"].values).astype(str)
-        edges = run_bounds(names)
-        bounds = list(zip(edges[:-1], edges[1:]))
-    else:
-        names = np.array(["stimulus"] * data.sizes[tdim])
-        bounds = [(0, data.sizes[tdim])]
-    values = np.asarray(data.values, dtype=np.float64)
-    out = {}
-    for a, b in bounds:
-        name = str(names[a])
-        if name in out:
-            raise InputError(f"stimulus {name!r} appears in two separate runs along {tdim}")
-        fs = sfreq or data.attrs.get("sfreq")
-        if fs is None:
-            if tdim not in data.coords or b - a < 2:
-                raise InputError(f"stimulus {name!r}: give sfreq or a '{tdim}' coordinate in seconds")
-            t = np.asarray(data[tdim].values[a:b], dtype=float)
-            fs = 1.0 / float(np.median(np.diff(t)))
-        out[name] = (values[:, a:b], float(fs), subjects)
-    return out, regions
-
-
-def _windows(n_samples: int, sfreq: float, window: float, step: float, stimulus: str):
-    try:
-        starts = window_starts(n_samples / sfreq, window=window, step=step)
-    except InputError as exc:
-        raise InputError(f"stimulus {stimulus!r}: {exc}") from None
-    win = int(round(window * sfreq))
-    idx = np.round(starts * sfreq).astype(np.int64)
-    idx = idx[idx + win <= n_samples]
-    return idx, win, starts[: idx.size] + window / 2.0
-
-
-def band_envelopes(x: np.ndarray, sfreq: float, bands: Sequence[str] | Mapping[str, tuple[float, float]]) -> dict:
-    """Hilbert amplitude envelope of each band.
-
-    Parameters
-    ----------
-    x : array of shape (n_subjects, n_samples, n_regions)
-    sfreq : float
-        Sampling rate in Hz.
-    bands : list of band names (see :data:`BANDS`) or mapping name -> (low, high) Hz
-
-    Returns
-    -------
-    dict of str to array of shape (n_subjects, n_samples, n_regions)
-        Missing samples stay missing.
-    """
-    import mne
-    from scipy.signal import hilbert
-
-    spec = {b: BANDS[b] if b in BANDS else None for b in bands} if not isinstance(bands, Mapping) else dict(bands)
-    nan = np.isnan(x)
-    filled = np.where(nan, 0.0, x - np.nanmean(x, axis=1, keepdims=True))
-    moved = np.ascontiguousarray(np.moveaxis(filled, 1, -1))  # (subject, region, sample)
-    out = {}
-    for name, edges in spec.items():
-        if edges is None:
-            raise InputError(f"bands: unknown band {name!r} (known: {', '.join(BANDS)}; or give {{name: [low, high]}})")
-        lo, hi = map(float, edges)
-        if not 0 < lo < hi < sfreq / 2:
-            raise InputError(f"bands: {name} ({lo}-{hi} Hz) must lie within 0-{sfreq / 2:g} Hz (Nyquist)")
-        filt = mne.filter.filter_data(moved.reshape(-1, moved.shape[-1]), sfreq, lo, hi, verbose="error")
-        env = np.abs(hilbert(filt, axis=-1)).reshape(moved.shape)
-        env = np.moveaxis(env, -1, 1)
-        env[nan] = np.nan
-        out[name] = env
-    return out
-
-
 # ---------------------------------------------------------------- compute
-#: Region blocks keep one subject's slab of the kernels' temporaries under this
-#: size (bytes); each block is then a strided view, so blocks are only used
-#: when a subject's whole (n_samples, n_regions) slab is larger.
-_BLOCK_BYTES = 1 << 30
+def _isc_windows(x: np.ndarray, starts: np.ndarray, win: int, method: str, weights=None, pairs=None,
+                 shifts=None) -> np.ndarray:
+    """ISC (n_windows, n_regions) of one stimulus; the kernels stream over time in bounded memory.
 
-
-def _blocks(x: np.ndarray) -> list[slice]:
-    """Region slices so that one subject's slab of a block stays under :data:`_BLOCK_BYTES`."""
-    per_region = max(1, x.nbytes // max(1, x.shape[0] * x.shape[2]))
-    size = max(1, _BLOCK_BYTES // per_region)
-    return [slice(i, i + size) for i in range(0, x.shape[2], size)]
-
-
-def _pairs(x: np.ndarray, starts: np.ndarray, win: int) -> np.ndarray:
-    """Pairwise correlations (n_pairs, n_windows, n_regions), region block by block."""
-    return np.concatenate([K.pairwise_r(x[:, :, b], starts, win) for b in _blocks(x)], axis=2)
-
-
-def _isc_windows(x: np.ndarray, starts: np.ndarray, win: int, method: str, weights=None, pairs=None) -> np.ndarray:
-    """ISC (n_windows, n_regions) of one stimulus, region block by block."""
+    ``shifts`` (one per subject): the ISC of the circularly shifted data, read in place.
+    """
     if method == "loo":
-        return np.concatenate([K.loo_isc(x[:, :, b], starts, win, weights=weights) for b in _blocks(x)], axis=1)
-    r = _pairs(x, starts, win) if pairs is None else pairs
+        return K.loo_isc(x, starts, win, weights=weights, shifts=shifts)
+    if pairs is None and weights is None:
+        return K.pairwise_isc(x, starts, win, shifts=shifts)
+    r = K.pairwise_r(x, starts, win) if pairs is None else pairs
     return K.fisher_mean(r, axis=0, weights=None if weights is None else K.pair_weights(weights))
 
 
@@ -208,29 +76,11 @@ def _zsum(isc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 _TASKS_PER_STIMULUS = 8
 
 
-def _check_bands(bands, sfreq: float) -> None:
-    spec = dict(bands) if isinstance(bands, Mapping) else {b: BANDS.get(b) for b in bands}
-    for name, edges in spec.items():
-        if name == "raw":
-            continue
-        if edges is None:
-            raise InputError(f"bands: unknown band {name!r} (known: raw, {', '.join(BANDS)}; "
-                             "or give {name: [low, high]})")
-        lo, hi = map(float, edges)
-        if not 0 < lo < hi < sfreq / 2:
-            raise InputError(f"bands: {name} ({lo}-{hi} Hz) must lie within 0-{sfreq / 2:g} Hz (Nyquist)")
-
-
-def _band_signal(x: np.ndarray, sfreq: float, bands, band: str | None) -> np.ndarray:
-    if band is None or band == "raw":
-        return x
-    spec = dict(bands) if isinstance(bands, Mapping) else {band: BANDS[band]}
-    return band_envelopes(x, sfreq, {band: spec[band]})[band]
-
 
 def _null_chunk(sig, obs, starts, win, method, null, n, seed_seq):
-    """``n`` surrogate ISCs: exceedance counts, moments and Fisher-z sums per draw."""
+    """``n`` surrogate ISCs: exceedance counts, moments, Fisher-z sums and the maps of every draw."""
     rng = np.random.default_rng(seed_seq)
+    maps = np.empty((n,) + obs.shape, dtype=np.float32)
     ge = np.zeros_like(obs)
     nv = np.zeros_like(obs)
     s1 = np.zeros_like(obs)
@@ -238,30 +88,77 @@ def _null_chunk(sig, obs, starts, win, method, null, n, seed_seq):
     zs = np.zeros((n, obs.shape[1]))
     zc = np.zeros((n, obs.shape[1]))
     for i in range(n):
-        surr = K.circular_shift(sig, rng) if null == "shift" else K.phase_randomize(sig, rng)
-        v = _isc_windows(surr, starts, win, method)
+        if null == "shift":  # the draws of surrogates.circular_shift_each, applied while reading
+            v = _isc_windows(sig, starts, win, method, shifts=[draw_shift(rng, sig.shape[1]) for _ in sig])
+        else:
+            v = _isc_windows(phase_randomise_each(sig, rng), starts, win, method)
         ok = ~np.isnan(v)
         ge += ok & (v >= obs)
         nv += ok
         s1 += np.where(ok, v, 0.0)
         s2 += np.where(ok, v * v, 0.0)
         zs[i], zc[i] = _zsum(v)
-    return ge, nv, s1, s2, zs, zc
+        maps[i] = v
+    return ge, nv, s1, s2, zs, zc, maps
 
 
 def _boot_chunk(sig, starts, win, method, counts):
     """Summary Fisher-z sums for subject-bootstrap draws ``counts`` (n_draws, n_subjects)."""
-    pairs = _pairs(sig, starts, win) if method == "pairwise" else None
     zs = np.zeros((counts.shape[0], sig.shape[2]))
     zc = np.zeros_like(zs)
+    if method == "loo":  # every draw in one pass over the data
+        for i, v in enumerate(K.loo_isc(sig, starts, win, weights=counts)):
+            zs[i], zc[i] = _zsum(v)
+        return zs, zc
+    pairs = K.pairwise_r(sig, starts, win)
     for i, c in enumerate(counts):
         zs[i], zc[i] = _zsum(_isc_windows(sig, starts, win, method, weights=c, pairs=pairs))
     return zs, zc
 
 
+_FAMILY = "windows×regions"
+
+
+def _family_inference(ds: xr.Dataset, isc: np.ndarray, null_maps: list, names: np.ndarray, bdims: tuple,
+                      squeeze, cluster_alpha: float, null: str) -> None:
+    """Add max-statistic and temporal-cluster p-values over windows x regions (per band) to ``ds``.
+
+    ``isc`` has shape (n_windows, n_regions, n_bands); ``null_maps[b]`` holds
+    one (n_null, n_windows, n_regions) array per stimulus, concatenated here
+    along windows so that draw ``i`` of every stimulus is surrogate dataset ``i``.
+    """
+    out = {k: np.full(isc.shape, np.nan) for k in ("p_max", "p_cluster", "cluster_mass")}
+    ids = np.zeros(isc.shape, dtype=np.int32)
+    offset = 0
+    for b, maps in enumerate(null_maps):
+        res = window_family_test(isc[..., b], np.concatenate(maps, axis=1), names, cluster_alpha=cluster_alpha)
+        for k in out:
+            out[k][..., b] = res[k]
+        ids[..., b] = np.where(res["cluster_id"] > 0, res["cluster_id"] + offset, 0)
+        offset = int(ids.max())
+        threshold = res["threshold"]
+    family = _FAMILY + (" (per band)" if isc.shape[-1] > 1 or "band" in ds.dims else "")
+    common = {"family": family, "null": null, "n_null": int(len(res["null_max"]))}
+    ds["p_max"] = (bdims, squeeze(out["p_max"]))
+    ds["p_max"].attrs.update(common, method="max-statistic: ISC standardised by its null per (window, region), "
+                                            "compared with the largest standardised value of each surrogate")
+    ds["p_cluster"] = (bdims, squeeze(out["p_cluster"]))
+    ds["p_cluster"].attrs.update(common, cluster_alpha=float(cluster_alpha), threshold_z=float(threshold),
+                                 method="temporal cluster mass (sum of standardised ISC over contiguous windows "
+                                        "of one region and stimulus above threshold_z), compared with the largest "
+                                        "cluster mass of each surrogate; NaN outside clusters")
+    ds["cluster_id"] = (bdims, squeeze(ids))
+    ds["cluster_id"].attrs.update(family=family, description="observed cluster of each window (0: none)")
+    ds["cluster_mass"] = (bdims, squeeze(out["cluster_mass"]).astype(np.float32))
+    ds["p"].attrs.update(family="none (one window and region)", null=null)
+    ds["p_fdr"].attrs.update(family="regions, per window (Benjamini-Hochberg)", null=null)
+    ds["summary_p"].attrs.update(family="none (one region, all windows)", null=null)
+    ds["summary_p_fdr"].attrs.update(family="regions (Benjamini-Hochberg)", null=null)
+
+
 def _run(stimuli: dict, regions: list[str], *, window: float, step: float, method: str,
          bands, null: str, n_null: int, n_boot: int, seed: int | None, lengths: str, progress: bool,
-         min_subjects: int = 3) -> xr.Dataset:
+         min_subjects: int = 3, cluster_alpha: float = 0.05) -> xr.Dataset:
     """ISC, nulls and bootstrap over per-stimulus arrays ``{name: (x, sfreq, subjects)}``.
 
     ``x`` has shape (n_subjects, n_samples, n_regions).
@@ -282,7 +179,7 @@ def _run(stimuli: dict, regions: list[str], *, window: float, step: float, metho
     onsets, names, tasks = [], [], []
     boot_ok, n_subjects = True, 0
     for k, (stim, (x, fs, subjects)) in enumerate(stimuli.items()):
-        x, subs = _trim_lengths(np.asarray(x, dtype=np.float64), subjects, stim, lengths)
+        x, subs = _trim_lengths(_real(x), subjects, stim, lengths)
         if x.shape[0] < min_subjects and method == "loo" or x.shape[0] < 2:
             raise InputError(f"stimulus {stim!r}: {x.shape[0]} subject(s) with data; "
                              f"{'leave-one-out ISC needs at least 3' if method == 'loo' else 'ISC needs at least 2'}")
@@ -310,6 +207,7 @@ def _run(stimuli: dict, regions: list[str], *, window: float, step: float, metho
         names.extend([stim] * starts.size)
     (results,) = compute(tasks, desc="synchrony", progress=progress)
     parts, null_parts = [], []
+    null_maps = [[] for _ in band_names]  # per band: (n_null, n_windows, n_regions) of each stimulus
     nz = np.zeros((n_null, len(regions), len(band_names)))
     nn = np.zeros_like(nz)
     bz = np.zeros((n_boot, len(regions), len(band_names)))
@@ -319,7 +217,8 @@ def _run(stimuli: dict, regions: list[str], *, window: float, step: float, metho
         acc = np.zeros((4,) + obs.shape)
         for b, (_, nulls, boots) in enumerate(per_band):
             i0 = 0
-            for ge, nv, s1, s2, zs, zc in nulls:
+            null_maps[b].append(np.concatenate([m for *_, m in nulls]) if nulls else None)
+            for ge, nv, s1, s2, zs, zc, _ in nulls:
                 acc[:, ..., b] += np.stack([ge, nv, s1, s2])
                 nz[i0:i0 + zs.shape[0], :, b] += zs
                 nn[i0:i0 + zs.shape[0], :, b] += zc
@@ -363,6 +262,7 @@ def _run(stimuli: dict, regions: list[str], *, window: float, step: float, metho
             sp = np.where(np.isnan(summary), np.nan, (1.0 + ge_s) / (1.0 + ok_s))
         ds["summary_p"] = (bdims[1:], squeeze(sp))
         ds["summary_p_fdr"] = (bdims[1:], squeeze(K.fdr_bh(sp, axis=0)))
+        _family_inference(ds, isc, null_maps, np.array(names, dtype=str), bdims, squeeze, cluster_alpha, null)
     if n_boot and boot_ok:
         # Fisher-z bootstrap distribution of the summary. Resampled groups have
         # fewer distinct subjects, which biases leave-one-out ISC down, so the
@@ -382,6 +282,7 @@ def _run(stimuli: dict, regions: list[str], *, window: float, step: float, metho
         with np.errstate(invalid="ignore"):
             bp = (1.0 + (shifted >= zo[None]).sum(axis=0)) / (1.0 + (~np.isnan(shifted)).sum(axis=0))
         ds["bootstrap_p"] = (bdims[1:], squeeze(np.where(np.isnan(summary), np.nan, bp)))
+        ds["bootstrap_p"].attrs["family"] = "none (one region, all windows)"
     elif n_boot:
         warnings.warn("bootstrap skipped: leave-one-out bootstrap needs data without missing samples", ISCWarning,
                       stacklevel=3)
@@ -390,33 +291,6 @@ def _run(stimuli: dict, regions: list[str], *, window: float, step: float, metho
     ds["isc"].attrs["long_name"] = f"{'leave-one-out' if method == 'loo' else 'pairwise'} inter-subject correlation"
     return ds
 
-
-def _inputs(data: Any, sfreq: float | None, lengths: str, min_subjects: int = 3):
-    if isinstance(data, Mapping):  # subject -> (time, region), possibly of different lengths
-        if not data:
-            raise InputError("data: no subjects given")
-        arrays = {}
-        for name, arr in data.items():
-            if not isinstance(arr, xr.DataArray) or arr.ndim != 2:
-                raise InputError(f"subject {name!r}: needs a (time, region) DataArray")
-            arrays[str(name)] = arr.transpose(*(d for d in arr.dims if d != "region"), "region")
-        n = max(a.shape[0] for a in arrays.values())
-        padded = np.full((len(arrays), n, next(iter(arrays.values())).shape[1]), np.nan)
-        for i, a in enumerate(arrays.values()):
-            if a.shape[1] != padded.shape[2]:
-                raise InputError(f"subject {list(arrays)[i]!r}: {a.shape[1]} regions, others have {padded.shape[2]}")
-            padded[i, : a.shape[0]] = a.values
-        first = next(iter(arrays.values()))
-        tdim = first.dims[0]
-        da = xr.DataArray(padded, dims=("subject", "time", "region"),
-                          coords={"subject": list(arrays), "region": first["region"].values if "region" in first.coords
-                                  else np.arange(padded.shape[2])}, attrs=dict(first.attrs))
-        if sfreq is None and "sfreq" not in first.attrs and tdim in first.coords:
-            sfreq = 1.0 / float(np.median(np.diff(np.asarray(first[tdim].values, dtype=float))))
-        data = da
-    if not isinstance(data, xr.DataArray):
-        raise InputError(f"data: expected a DataArray (subject, time, region), got {type(data).__name__}")
-    return _from_dataarray(data, sfreq)
 
 
 def sliding_isc(data: xr.DataArray | Mapping[str, xr.DataArray], *, window: float = 10.0, step: float = 1.0,
@@ -463,28 +337,38 @@ def sliding_isc(data: xr.DataArray | Mapping[str, xr.DataArray], *, window: floa
 
 def isc_test(data: xr.DataArray | Mapping[str, xr.DataArray], *, window: float = 10.0, step: float = 1.0,
              method: str = "loo", bands=None, null: str = "shift", n_null: int = 200, n_boot: int = 200,
-             seed: int | None = 0, sfreq: float | None = None, lengths: str = "trim",
+             seed: int | None = 0, sfreq: float | None = None, lengths: str = "trim", cluster_alpha: float = 0.05,
              progress: bool = True) -> xr.Dataset:
-    """Sliding ISC with surrogate nulls, p-values, FDR and a subject bootstrap.
+    """Sliding ISC with surrogate nulls, p-values over windows x regions, and a subject bootstrap.
 
     Parameters
     ----------
     data, window, step, method, bands, sfreq, lengths
         As in :func:`sliding_isc`.
     null : {"shift", "phase"}
-        Surrogates: every subject circularly shifted by its own random lag, or
-        its Fourier phases randomised (same phases for all its regions).
+        Surrogates (:mod:`xaffect.surrogates`): every subject circularly
+        shifted by its own random lag, at least a tenth of the stimulus away
+        from 0 (``MIN_SHIFT_FRACTION``), or its Fourier phases randomised (the
+        same phases for all its regions).
     n_null : int
-        Surrogate datasets.
+        Surrogate datasets. Their ISC maps are kept for the family-wise
+        p-values: ``n_null * n_windows * n_regions`` float32 per band.
     n_boot : int
         Subject-level bootstrap resamples for the summary ISC (0 to skip).
     seed : int or None
         Random seed.
+    cluster_alpha : float
+        Cluster-forming threshold of the temporal cluster test, a one-sided
+        normal tail of the null-standardised ISC (0.05: z > 1.645).
 
     Returns
     -------
     Dataset
         ``isc, p, p_fdr, null_mean, null_std (time, region[, band])``;
+        ``p_max`` (max-statistic) and ``p_cluster``, ``cluster_id``,
+        ``cluster_mass`` (temporal clusters), family-wise over all windows of
+        all stimuli x regions, per band (see :mod:`._clusters`); every p-value
+        names its family in its ``family`` attr;
         ``summary, summary_p, summary_p_fdr (region[, band])``,
         ``summary_null (null, region[, band])``, ``summary_ci (bound,
         region[, band])`` and ``bootstrap_p``.
@@ -493,5 +377,8 @@ def isc_test(data: xr.DataArray | Mapping[str, xr.DataArray], *, window: float =
     if n_null < 0 or n_boot < 0:
         raise InputError(f"n_null and n_boot must be >= 0 (got {n_null}, {n_boot})")
     stimuli, regions = _inputs(data, sfreq, lengths)
+    if not 0.0 < cluster_alpha < 0.5:
+        raise InputError(f"cluster_alpha: must be in (0, 0.5), got {cluster_alpha}")
     return _run(stimuli, regions, window=window, step=step, method=method, bands=bands, null=null,
-                n_null=n_null, n_boot=n_boot, seed=seed, lengths=lengths, progress=progress)
+                n_null=n_null, n_boot=n_boot, seed=seed, lengths=lengths, progress=progress,
+                cluster_alpha=cluster_alpha)

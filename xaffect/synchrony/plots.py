@@ -34,18 +34,21 @@ def plot_isc(ds: xr.Dataset | xr.DataArray, *, band: str | None = None, alpha: f
 
     Parameters
     ----------
-    ds : Dataset with ``isc (time, region[, band])`` (and optionally ``p_fdr``), or that DataArray
+    ds : Dataset with ``isc (time, region[, band])`` (and optionally ``p_cluster`` or ``p_fdr``), or that DataArray
     band : str, optional
         Band to show (default: the first).
     alpha : float
-        Windows with ``p_fdr < alpha`` are outlined with dots.
+        Windows in a temporal cluster with ``p_cluster < alpha`` (family-wise
+        over windows x regions) are marked with dots; stores without cluster
+        inference mark ``p_fdr < alpha`` (regions, per window) instead.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     isc = (ds["isc"] if isinstance(ds, xr.Dataset) else ds).load()
-    sig = ds["p_fdr"].load() if isinstance(ds, xr.Dataset) and "p_fdr" in ds else None
+    mark = next((v for v in ("p_cluster", "p_fdr") if isinstance(ds, xr.Dataset) and v in ds), None)
+    sig = ds[mark].load() if mark else None
     if "band" in isc.dims:
         band = band if band is not None else str(isc["band"].values[0])
         if band not in [str(b) for b in isc["band"].values]:
@@ -60,7 +63,10 @@ def plot_isc(ds: xr.Dataset | xr.DataArray, *, band: str | None = None, alpha: f
     im = ax.imshow(vals, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
     if sig is not None:
         yy, xx = np.nonzero(np.asarray(sig.transpose("region", "time").values) < alpha)
-        ax.scatter(xx, yy, s=2, c="k", marker=".", label=f"p_FDR < {alpha}")
+        label = f"cluster p_FWER < {alpha}" if mark == "p_cluster" else f"p_FDR < {alpha}"
+        ax.scatter(xx, yy, s=2, c="k", marker=".", label=label)
+        if xx.size:
+            ax.legend(loc="upper right", fontsize=7)
     ax.set_yticks(np.arange(vals.shape[0]))
     ax.set_yticklabels([str(r) for r in isc["region"].values], fontsize=6)
     _boundaries(ax, isc)

@@ -24,7 +24,7 @@ from . import _kernels as K
 __all__ = ["read_liris_ratings", "read_rating_table", "ratings_to_clock", "rater_agreement", "LIRIS_SCALES"]
 
 LIRIS_SCALES = ("arousal", "valence")
-_COLUMNS = ("stimulus", "scale", "rater", "onset", "rating")
+_COLUMNS = ("stimulus", "scale", "rater", "onset", "rating", "source")
 
 
 def _find(folder: Path, movie: str, scale: str) -> Path:
@@ -78,8 +78,9 @@ def read_liris_ratings(folder: str | Path, movies: Mapping[str, str] | Sequence[
     Returns
     -------
     DataFrame
-        Columns ``stimulus, scale, rater, onset, rating, std``; rater is
-        ``"mean"`` (LIRIS-ACCEDE gives no per-rater traces).
+        Columns ``stimulus, scale, rater, onset, rating, std, source``; rater
+        is ``"mean"`` (LIRIS-ACCEDE gives no per-rater traces); ``source`` is
+        the annotation file (named in errors).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -88,10 +89,12 @@ def read_liris_ratings(folder: str | Path, movies: Mapping[str, str] | Sequence[
     frames = []
     for stim, movie in pairs:
         for scale in scales:
-            df = _read_liris_file(_find(folder, str(movie), str(scale)))
+            path = _find(folder, str(movie), str(scale))
+            df = _read_liris_file(path)
             df.insert(0, "rater", "mean")
             df.insert(0, "scale", str(scale).lower())
             df.insert(0, "stimulus", str(stim))
+            df["source"] = str(path)
             frames.append(df)
     return pd.concat(frames, ignore_index=True)
 
@@ -113,7 +116,8 @@ def read_rating_table(path: str | Path, *, stimulus: str | None = None, scale: s
     Returns
     -------
     DataFrame
-        Columns ``stimulus, scale, rater, onset, rating``.
+        Columns ``stimulus, scale, rater, onset, rating, source`` (``source``
+        is ``path``, named in errors).
     """
     path = Path(path)
     if not path.is_file():
@@ -144,7 +148,26 @@ def read_rating_table(path: str | Path, *, stimulus: str | None = None, scale: s
         raise InputError(f"{path}: negative onsets (onset is seconds from the stimulus start)")
     for c in ("stimulus", "scale", "rater"):
         df[c] = df[c].astype(str)
+    df["source"] = str(path)
     return df[list(_COLUMNS)].reset_index(drop=True)
+
+
+def _check_onsets_fit(sub: pd.DataFrame, duration: float, stimulus: str) -> None:
+    """Refuse a rating file whose onsets, all but the first, lie past the stimulus end.
+
+    That is the signature of onsets written in milliseconds (or samples):
+    taken as seconds they would put every rating but the one at 0 after the
+    stimulus, and the clock would silently hold one interpolated value.
+    """
+    by_source = sub.groupby("source", sort=False) if "source" in sub else [("the rating table", sub)]
+    for source, part in by_source:
+        onsets = np.unique(part["onset"].to_numpy(float))
+        if onsets.size >= 2 and (onsets[1:] > duration).all():
+            hint = (f"; in milliseconds they would end at {onsets[-1] / 1000:.3f} s, so divide them by 1000"
+                    if onsets[-1] / 1000.0 <= duration * 1.05 + 1.0 else "")
+            raise InputError(f"{source}: rating onsets for stimulus {stimulus!r} run from {onsets[0]:g} to "
+                             f"{onsets[-1]:g} but the stimulus lasts {duration:.3f} s: all but the first are past "
+                             f"its end; onsets must be seconds from the stimulus start{hint}")
 
 
 def _duration(times: np.ndarray) -> float:
@@ -164,7 +187,9 @@ def ratings_to_clock(table: pd.DataFrame, *, rate: float = 1.0, durations: Mappi
     rate : float
         Clock rate in Hz.
     durations : mapping stimulus -> seconds, optional
-        Stimulus durations (default: last onset plus one rating interval).
+        Stimulus durations (default: last onset plus one rating interval). A
+        rating file (``source`` column) whose onsets all but the first lie
+        past its stimulus's end (onsets in milliseconds) is refused.
     stimuli, scales : list of str, optional
         Order (and subset) of stimuli and scales (default: as they appear).
 
@@ -191,6 +216,8 @@ def ratings_to_clock(table: pd.DataFrame, *, rate: float = 1.0, durations: Mappi
         if sub.empty:
             raise InputError(f"ratings: no ratings for stimulus {stim!r}")
         dur = (durations or {}).get(stim) or _duration(sub["onset"].to_numpy())
+        if durations and stim in durations:
+            _check_onsets_fit(sub, float(dur), stim)
         nb = n_bins(dur, rate)
         if nb < 1:
             raise InputError(f"stimulus {stim!r}: shorter ({dur:.3f} s) than one clock bin at {rate} Hz")

@@ -29,6 +29,9 @@ SYNCHRONY_CONFIG = {
     "null": Field(str, default="shift", choices=NULLS, help="surrogates: circular time-shift or phase randomisation"),
     "n_null": Field(int, default=200, help="surrogate datasets for p-values (0: none)"),
     "n_boot": Field(int, default=200, help="subject bootstrap resamples for the summary ISC (0: none)"),
+    "cluster_alpha": Field(float, default=0.05,
+                           help="cluster-forming threshold (one-sided normal tail of the null-standardised ISC) "
+                                "of the temporal cluster test over windows x regions"),
     "seed": Field(int, default=0, help="random seed"),
     "lengths": Field(str, default="trim", choices=("trim", "error"),
                      help="subjects of different lengths: trim to the shortest (with a warning) or refuse"),
@@ -99,11 +102,11 @@ def build_synchrony(study, cfg: dict, *, progress: bool = True) -> xr.Dataset:
             regions = reg
         elif reg != regions:
             raise InputError(f"{cfg['input']} store, stimulus {stim!r}: regions differ from stimulus {order[0]!r}")
-        stimuli[stim] = (np.asarray(sig.values, dtype=np.float64), _sfreq(ds, stim),
+        stimuli[stim] = (np.asarray(sig.values), _sfreq(ds, stim),
                          [str(s) for s in sig["subject"].values])
     out = _run(stimuli, regions, window=cfg["window"], step=cfg["step"], method=cfg["method"], bands=cfg["bands"],
                null=cfg["null"], n_null=cfg["n_null"], n_boot=cfg["n_boot"], seed=cfg["seed"],
-               lengths=cfg["lengths"], progress=progress)
+               lengths=cfg["lengths"], progress=progress, cluster_alpha=cfg["cluster_alpha"])
     out.attrs["clock_rate"] = float(study.rate)
     out.attrs["bands"] = list(cfg["bands"] or [])
     return out
@@ -115,6 +118,8 @@ def run_synchrony(study, *, force: bool = False, progress: bool = True) -> list[
     _check_clock(cfg, study.rate, "synchrony")
     if cfg["n_null"] < 0 or cfg["n_boot"] < 0:
         raise ConfigError("synchrony.n_null / n_boot: must be >= 0")
+    if not 0.0 < cfg["cluster_alpha"] < 0.5:
+        raise ConfigError(f"synchrony.cluster_alpha: must be in (0, 0.5), got {cfg['cluster_alpha']}")
     params = {**cfg, "rate": float(study.rate)}
     ws = study.workspace
     if not force and ws.is_current("synchrony", stage="synchrony", params=params, inputs=[cfg["input"]]):

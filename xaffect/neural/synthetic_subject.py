@@ -1,5 +1,8 @@
 """A small FreeSurfer-format subject, so MNE's real source-localisation code runs offline.
 
+It lives with the source localisation that reads it (the ``regions`` stage
+writes it on demand); :mod:`xaffect.datasets` re-exports it for simulations.
+
 :func:`synthetic_subject` writes ``<subjects_dir>/<subject>/`` with
 
 * ``surf/{lh,rh}.white`` and ``surf/{lh,rh}.pial`` — one ellipsoidal cortical
