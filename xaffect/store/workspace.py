@@ -367,10 +367,19 @@ class Workspace:
         zarr.consolidate_metadata(self._zstore(target))
 
     def _discard(self, rel: str) -> None:
-        try:
-            delete_version(self.fs, self.root, rel, local=self._local)
-        except OSError:
-            pass  # e.g. read-only: nothing was written; gc removes what is left
+        # dask raises on a write's first failed task without waiting for the
+        # chunk writes still running on other threads or workers, and those
+        # recreate the version's folder after it was removed: remove until it
+        # stays gone (a few tenths of a second at most; gc reclaims any rest)
+        path = f"{self.root}/{rel}"
+        for _ in range(30):
+            try:
+                delete_version(self.fs, self.root, rel, local=self._local)
+            except OSError:
+                return  # e.g. read-only: nothing was written; gc removes what is left
+            time.sleep(0.1)
+            if not (os.path.exists(path) if self._local else self.fs.exists(path)):
+                return
 
     def remove(self, name: str) -> None:
         """Unregister store ``name``; its data is retired and reclaimed by :meth:`gc`."""
