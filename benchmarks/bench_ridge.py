@@ -104,7 +104,8 @@ def main():
           f"{len(inner)} inner folds, {len(DEFAULT_ALPHAS)} alphas")
 
     def ours(dtype, backend="numpy"):
-        return lambda: fit_outer_fold(X, Y, tr, te, groups, alphas=DEFAULT_ALPHAS, scoring="r",
+        # inner-CV criterion R², as himalaya's RidgeCV scores its folds
+        return lambda: fit_outer_fold(X, Y, tr, te, groups, alphas=DEFAULT_ALPHAS, scoring="r2",
                                       dtype=dtype, backend=backend, n_targets_batch=args.targets_batch)
 
     def him(backend):
@@ -140,6 +141,7 @@ def main():
     floor32 = floor_seconds(tr.size, p, args.targets, len(DEFAULT_ALPHAS), sizes, gemm_rate(np.float32), t_eigh)
     floor64 = floor_seconds(tr.size, p, args.targets, len(DEFAULT_ALPHAS), sizes, gemm_rate(np.float64), t_eigh)
     med = {k: float(np.median(v)) for k, v in times.items()}
+    print("peak MiB: numpy buffers traced by tracemalloc (torch's own allocations are not seen)")
     print(f"\n{'side':28s} {'median s':>9s} {'peak MiB':>9s}  x floor")
     for k in sides:
         fl = floor32 if "32" in k else floor64

@@ -1,12 +1,14 @@
 """End to end: the demo's quick simulated study, through every stage, recovers what was planted.
 
 For two seeds, ``run_demo`` simulates a study (classical plants on a rating,
-a region and a synchrony target; a deep plant on one layer of a randomly
-initialised HuBERT for the voice), runs stems → features → covariates →
+a region and a synchrony target; a deep plant on layer 5 of trained CREPE
+applied to the mixture as heard), runs stems → features → covariates →
 regions → synchrony → targets → encode → report, and the report's
 comparison with ``ground_truth.json`` must find every planted effect (best
-layer within ±1, the planted element preferred, significant after FDR) and
-at most 10 % of the null targets FDR-significant.
+layer within ±1, the planted element preferred, significant under the
+max-statistic family ``p_fwer``) and at most 10 % of the null targets
+significant under that family. On seed 0 the README's Python snippets then
+run verbatim on the demo's workspace.
 """
 
 from __future__ import annotations

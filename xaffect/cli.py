@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from .errors import XaffectError, user_errors
+from .errors import user_errors
 
 __all__ = ["main", "COMMANDS", "STAGE_HELP"]
 

@@ -12,7 +12,7 @@ Example::
     stimuli:
       - {name: clip01, path: stimuli/clip01.mp4}
     stages: [stems, features, regions, synchrony, targets, encode, report]
-    stems: {backend: nnfilter}
+    stems: {backend: auto}
     ...
 """
 

@@ -190,9 +190,12 @@ def write_report(workspace: Any, out_dir: str | os.PathLike, *, study: Any = Non
         planted = pd.DataFrame(cmp["planted"])
         planted = planted[[c for c in ("target", "element", "feature_set", "layer", "recovered_layer",
                                        "preferred_element", "r", "p_fdr", "recovered") if c in planted]]
+        # compare_with_ground_truth's "p_fdr" column holds the p of the family the comparison used
+        family = "p_fwer" if "p_fwer" in ds else "p_fdr"
+        planted = planted.rename(columns={"p_fdr": family})
         w.table(planted, "Planted vs recovered", "Study",
-                note=f"Null targets significant after FDR: {n['n_significant']} of {n['n']} "
-                     f"({100 * n['fraction']:.0f} %).")
+                note=f"Null targets significant under the family of the claims ({family}, feature set x layer x "
+                     f"element x target): {n['n_significant']} of {n['n']} ({100 * n['fraction']:.0f} %).")
 
     # ------------------------------------------------------------ summary
     deeps, classicals = deep_feature_sets(ds), classical_feature_sets(ds)

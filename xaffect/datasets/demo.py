@@ -320,15 +320,15 @@ def demo_command(out: str, seed: int, quick: bool, model: str | None, scheduler:
             layer = "classical" if row.get("layer") is None else f"layer {row['layer']}"
             got = "classical" if row.get("recovered_layer") is None else f"layer {row['recovered_layer']}"
             click.echo(f" {mark} {row['target']:<28s} {row['element']:>10s} {row['feature_set']}/{layer}"
-                       f"  → best {row['preferred_element']} {got}, r={row['r']:.2f}, p_fdr={row['p_fdr']:.3g}")
+                       f"  → best {row['preferred_element']} {got}, r={row['r']:.2f}, p_fwer={row['p_fdr']:.3g}")
         for row in res.get("control", []):
             click.echo(f"   control: {row['target']} {row['element']}: trained {row['feature_set']} r={row['trained_r']:.2f} "
                        f"(layer {row['trained_layer']}) vs random-weight {row['control']} r={row['random_r']:.2f} "
                        f"(layer {row['random_layer']})")
         null = cmp["null"]
         click.echo(f"recovered {sum(r['recovered'] for r in cmp['planted'])}/{len(cmp['planted'])} planted effects; "
-                   f"null targets significant after FDR over the whole search (feature set x layer x element x "
-                   f"target, the claim's family): {null['n_significant']}/{null['n']} "
+                   f"null targets significant under the claim's family (max-statistic FWER over feature set x "
+                   f"layer x element x target): {null['n_significant']}/{null['n']} "
                    f"({100 * null['fraction']:.0f} %)")
         sep = res["separation"]
         click.echo(("stems analysed: separated by " + sep["backend"]) if separated else

@@ -465,7 +465,6 @@ def _crosstalk(info: Any, fwd: Any, labels: Sequence[Any], *, subjects_dir: Path
         signal in region ``j`` as :func:`~xaffect.neural.source.simulate_raw`
         projects it.
     """
-    import mne
     import xarray as xr
 
     from ..neural.source import forward_model, make_inverse, region_filter, simulate_raw

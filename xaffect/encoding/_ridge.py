@@ -10,7 +10,7 @@ from sklearn.model_selection import KFold, LeaveOneGroupOut, check_cv
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import InputError
-from ._solvers import decompose, fold_scores, score_columns, select_alphas, solve_coefs
+from ._solvers import decompose, fold_scores, select_alphas, solve_coefs
 
 __all__ = ["RidgeCV", "DEFAULT_ALPHAS", "validate_fit_data", "validate_predict_data"]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
 import xarray as xr
 
 from ..config import Field, StageSpec

@@ -18,7 +18,6 @@ naming its file and leaves the workspace as it was.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from collections.abc import Iterable, Mapping
