@@ -25,9 +25,9 @@ from test_encoding_stage import S, _write_stores
 from xaffect.store import use_scheduler
 from xaffect.study import load_study
 
-distributed = pytest.importorskip("distributed")
-pytest.importorskip("moto.server")
-pytest.importorskip("s3fs")
+import distributed
+import moto.server  # noqa: F401  (declared test dependency)
+import s3fs  # noqa: F401  (declared test dependency)
 
 _CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 

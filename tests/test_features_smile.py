@@ -7,7 +7,7 @@ import pytest
 
 from xaffect.errors import InputError
 
-opensmile = pytest.importorskip("opensmile")
+import opensmile
 
 from xaffect.features import egemaps  # noqa: E402
 

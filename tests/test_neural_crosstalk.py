@@ -5,7 +5,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-mne = pytest.importorskip("mne")
+import mne
 
 from xaffect.datasets import synthetic_subject  # noqa: E402
 from xaffect.errors import InputError  # noqa: E402

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-nib = pytest.importorskip("nibabel")
-pytest.importorskip("nilearn")
+import nibabel as nib
+import nilearn  # noqa: F401  (declared test dependency)
 
 from xaffect.errors import ConfigError, InputError  # noqa: E402
 from xaffect.neural import atlas_names, fmri_region_signals  # noqa: E402

@@ -1,9 +1,8 @@
 """EEG preprocessing: bad channels, interpolation, filters, reference, resampling, ICA."""
 
 import numpy as np
-import pytest
 
-mne = pytest.importorskip("mne")
+import mne
 
 from xaffect.neural import find_bad_channels, preprocess, set_standard_montage  # noqa: E402
 

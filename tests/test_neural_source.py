@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-mne = pytest.importorskip("mne")
+import mne
 
 from xaffect.datasets import synthetic_subject  # noqa: E402
 from xaffect.errors import InputError  # noqa: E402

@@ -5,8 +5,8 @@ import pytest
 import xarray as xr
 import yaml
 
-mne = pytest.importorskip("mne")
-sf = pytest.importorskip("soundfile")
+import mne
+import soundfile as sf
 
 from xaffect.datasets import synthetic_subject  # noqa: E402
 from xaffect.errors import InputError  # noqa: E402
@@ -108,7 +108,7 @@ def test_regions_stage_missing_annotation(eeg_files, tmp_path):
 
 
 def test_regions_stage_fmri(tmp_path):
-    nib = pytest.importorskip("nibabel")
+    import nibabel as nib
     rng = np.random.default_rng(0)
     atlas = np.zeros((6, 6, 6), np.int16)
     atlas[:3] = 1

@@ -74,7 +74,7 @@ _TINY: dict = {}
 def _tiny_demucs(tmp_path_factory):
     """A randomly initialised HTDemucs (Demucs's own class), saved as Demucs saves models."""
     if "path" not in _TINY:
-        torch = pytest.importorskip("torch")
+        import torch
         from demucs.htdemucs import HTDemucs
         from demucs.states import get_state
 

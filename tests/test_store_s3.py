@@ -12,8 +12,8 @@ import xarray as xr
 
 import xaffect
 
-pytest.importorskip("moto.server")
-pytest.importorskip("s3fs")
+import moto.server  # noqa: F401  (declared test dependency)
+import s3fs  # noqa: F401  (declared test dependency)
 
 
 @pytest.fixture(scope="module")

@@ -225,7 +225,7 @@ def test_bad_names_and_missing(workspace, tmp_path):
 
 @pytest.mark.timeout(120)
 def test_write_through_a_distributed_scheduler_address(workspace):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     from xaffect.store import current_scheduler, use_scheduler
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

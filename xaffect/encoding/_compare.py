@@ -55,14 +55,10 @@ def corrected_resampled_ttest(diff: np.ndarray, *, test_train_ratio: float | np.
     """
     if alternative not in ("two-sided", "greater", "less"):
         raise InputError(f"alternative: must be 'two-sided', 'greater' or 'less', got {alternative!r}")
-    d = np.moveaxis(np.asarray(diff, dtype=float), axis, -1)
-    n = np.isfinite(d).sum(-1)
+    mean, se, n = _corrected_moments(diff, test_train_ratio, axis)
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.nanmean(np.where(n[..., None] > 0, d, 0.0), axis=-1)
-        var = np.nanvar(np.where(n[..., None] > 1, d, 0.0), axis=-1, ddof=1)
-        ratio = 1.0 / np.maximum(n - 1, 1) if test_train_ratio is None else np.asarray(test_train_ratio, float)
-        t = mean / np.sqrt((1.0 / n + ratio) * var)
-    t = np.where((n > 1) & (var > 0), t, np.nan)
+        t = mean / se
+    t = np.where((n > 1) & (se > 0), t, np.nan)
     df = np.maximum(n - 1, 1)
     if alternative == "greater":
         p = stats.t.sf(t, df)
@@ -93,15 +89,21 @@ def corrected_resampled_interval(diff: np.ndarray, *, level: float = 0.95,
     -------
     low, high : ndarrays of the shape of ``diff`` without ``axis`` (NaN with fewer than two folds)
     """
+    mean, se, n = _corrected_moments(diff, test_train_ratio, axis)
+    half = np.where(n > 1, stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)) * se, np.nan)
+    return mean - half, mean + half
+
+
+def _corrected_moments(diff, test_train_ratio, axis):
+    """Mean, Nadeau-Bengio corrected standard error ``sqrt((1/J + n_test/n_train) var)`` and J, per row."""
     d = np.moveaxis(np.asarray(diff, dtype=float), axis, -1)
     n = np.isfinite(d).sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.nanmean(np.where(n[..., None] > 0, d, 0.0), axis=-1)
         var = np.nanvar(np.where(n[..., None] > 1, d, 0.0), axis=-1, ddof=1)
         ratio = 1.0 / np.maximum(n - 1, 1) if test_train_ratio is None else np.asarray(test_train_ratio, float)
-        half = stats.t.ppf(0.5 + level / 2, np.maximum(n - 1, 1)) * np.sqrt((1.0 / n + ratio) * var)
-    half = np.where(n > 1, half, np.nan)
-    return mean - half, mean + half
+        se = np.sqrt((1.0 / n + ratio) * var)
+    return mean, se, n
 
 
 def paired_stats(a: np.ndarray, b: np.ndarray, *, n_boot: int = 10000, seed: int = 0,
