@@ -3,7 +3,8 @@
 Samples carry a group label (the stimulus). Outer folds leave one stimulus
 out, or -- for a single long stimulus -- hold out contiguous blocks with a
 gap on either side; inner folds are drawn only from the outer training
-samples. Delays are built within each stimulus, never across a boundary.
+samples. Delays are built within each stimulus, never across a boundary;
+delays that are not whole samples are interpolated within the stimulus.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from ..store.clock import run_bounds
 
-__all__ = ["leave_one_stimulus_out", "blocked_kfold", "make_delays", "delay_samples", "outer_folds", "detrend_within",
-           "DETREND_KINDS"]
+__all__ = ["leave_one_stimulus_out", "blocked_kfold", "make_delays", "delay_samples", "check_delays_fit",
+           "outer_folds", "detrend_within", "DETREND_KINDS", "DELAY_INTERPOLATIONS"]
 
 
 def _runs(groups: np.ndarray) -> list:
@@ -107,18 +108,109 @@ def outer_folds(groups: np.ndarray, cv: str | int = "loso", *, gap: int = 0):
     raise ConfigError(f"cv: must be 'loso' or a number of blocks, got {cv!r}")
 
 
-def delay_samples(delays_s: Sequence[float], rate: float) -> list[int]:
-    """FIR delays in seconds to whole samples at ``rate`` Hz (must be exact)."""
-    out = []
-    for d in delays_s:
-        k = float(d) * rate
-        if abs(k - round(k)) > 1e-6:
-            raise ConfigError(f"delays: {d} s is not a whole number of samples at {rate} Hz")
-        out.append(int(round(k)))
+#: how a delay that is not a whole number of samples is built (:func:`make_delays`)
+DELAY_INTERPOLATIONS = ("cubic", "linear", "none")
+
+_WHOLE_TOL = 1e-6          # a delay within this many samples of an integer is that whole number of samples
+
+
+def _is_whole(lag: float) -> bool:
+    return abs(float(lag) - round(float(lag))) <= _WHOLE_TOL
+
+
+def delay_samples(delays_s: Sequence[float], rate: float, *, interpolation: str = "cubic") -> list[int | float]:
+    """FIR delays in seconds to samples at ``rate`` Hz.
+
+    Parameters
+    ----------
+    delays_s : sequence of float
+        Delays in seconds (finite; negative: the feature *after* the response).
+    rate : float
+        Clock rate in Hz.
+    interpolation : {"cubic", "linear", "none"}
+        How a delay that is not a whole number of samples will be built
+        (:func:`make_delays`); "none" refuses such a delay.
+
+    Returns
+    -------
+    list of int or float
+        Whole delays as ``int`` (they take the exact shift path), the others
+        as fractional ``float`` numbers of samples.
+    """
+    if interpolation not in DELAY_INTERPOLATIONS:
+        raise ConfigError(f"delay_interpolation: must be one of {DELAY_INTERPOLATIONS}, got {interpolation!r}")
+    delays_s = list(delays_s)
+    if not delays_s:
+        raise ConfigError("delays: empty list; give at least one delay in seconds (e.g. [0])")
+    out: list[int | float] = []
+    for i, d in enumerate(delays_s):
+        try:
+            k = float(d) * rate
+        except (TypeError, ValueError):
+            raise ConfigError(f"delays: entry {i} is {d!r}, not a number of seconds") from None
+        if not np.isfinite(k):
+            raise ConfigError(f"delays: entry {i} is {d!r}; delays must be finite numbers of seconds")
+        if _is_whole(k):
+            out.append(int(round(k)))
+        elif interpolation == "none":
+            raise ConfigError(f"delays: {d} s is not a whole number of samples at {rate} Hz "
+                              "(set delay_interpolation: cubic or linear to interpolate it)")
+        else:
+            out.append(k)
     return out
 
 
-def make_delays(X: np.ndarray, groups: np.ndarray, lags: Sequence[int]) -> np.ndarray:
+def check_delays_fit(groups: np.ndarray, lags: Sequence[float], rate: float) -> None:
+    """Refuse delays that leave a stimulus fewer than 2 delayed samples, naming the stimulus.
+
+    Parameters
+    ----------
+    groups : array of shape (n_samples,)
+        Stimulus of each sample (contiguous runs).
+    lags : sequence of float
+        Delays in samples (:func:`delay_samples`).
+    rate : float
+        Clock rate in Hz (for the message).
+    """
+    groups = np.asarray(groups)
+    bounds = run_bounds(groups)
+    lag = max(lags, key=lambda v: abs(float(v)))
+    span = int(np.ceil(abs(float(lag)) - _WHOLE_TOL))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if span + 2 > b - a:
+            side = "before" if float(lag) >= 0 else "after (a negative delay)"
+            raise ConfigError(f"delays: {float(lag) / rate:g} s ({float(lag):g} samples at {rate:g} Hz) reaches {side} "
+                              f"the whole of stimulus {str(groups[a])!r} ({b - a} samples), leaving fewer than 2 "
+                              "delayed samples; shorten the delays or drop the stimulus")
+
+
+def _shift_whole(out: np.ndarray, X: np.ndarray, a: int, b: int, cols: slice, lag: int) -> None:
+    if lag >= 0:
+        if lag < b - a:
+            out[a + lag:b, cols] = X[a:b - lag]
+    else:
+        if -lag < b - a:
+            out[a:b + lag, cols] = X[a - lag:b]
+
+
+def _shift_fractional(out: np.ndarray, spline, a: int, b: int, cols: slice, lag: float) -> None:
+    """Row ``a + t`` gets the stimulus's interpolant at ``t - lag``; zero where that is outside the stimulus.
+
+    Sample ``k`` is the clock bin ``[k, k + 1)`` (centre ``k + 0.5``), so the
+    stimulus spans ``[-0.5, n - 0.5]`` in sample units: a delayed time
+    before ``-0.5`` is before the stimulus's start (zero, as whole delays
+    give); one in ``[-0.5, 0)`` is inside the first bin and takes its value
+    (constant beyond the first sample, as :func:`xaffect.store.clock.on_clock`
+    does); likewise at the end for negative delays.
+    """
+    n = b - a
+    t = np.arange(n) - lag
+    ok = (t >= -0.5 - _WHOLE_TOL) & (t <= n - 0.5 + _WHOLE_TOL)
+    out[a + np.flatnonzero(ok), cols] = spline(np.clip(t[ok], 0.0, n - 1.0))
+
+
+def make_delays(X: np.ndarray, groups: np.ndarray, lags: Sequence[float], *,
+                interpolation: str = "cubic") -> np.ndarray:
     """Stack delayed copies of ``X``, each stimulus shifted on its own.
 
     Parameters
@@ -126,31 +218,75 @@ def make_delays(X: np.ndarray, groups: np.ndarray, lags: Sequence[int]) -> np.nd
     X : array of shape (n_samples, n_features)
     groups : array of shape (n_samples,)
         Stimulus of each sample; samples of a stimulus are contiguous.
-    lags : sequence of int
-        Delays in samples (feature at t - lag predicts response at t);
-        samples shifted in from before a stimulus's start are zero.
+    lags : sequence of float
+        Delays in samples (feature at t - lag predicts response at t).
+        Whole lags are exact shifts; samples shifted in from before a
+        stimulus's start (after its end, for a negative lag) are zero.
+        A fractional lag interpolates each column *within* its stimulus at
+        ``t - lag``; rows whose delayed time falls before the stimulus's
+        start (after its end) are zero, as for whole lags, and one that
+        falls in the first (last) half bin takes the first (last) sample --
+        nothing is ever taken from the neighbouring stimulus.
+    interpolation : {"cubic", "linear", "none"}
+        Interpolant of fractional lags (scipy's ``make_interp_spline`` of
+        degree 3, not-a-knot ends, or degree 1); "none" refuses them.
 
     Returns
     -------
     array of shape (n_samples, n_features * len(lags))
         Blocks in the order of ``lags``.
+
+    Notes
+    -----
+    Default "cubic", chosen on measurement (``benchmarks/bench_fir_interpolation.py``):
+    at TR 2 s, a 5 s delay of a feature convolved with the canonical
+    haemodynamic response has an RMS error of 8.2 % of the feature's SD with
+    linear interpolation and 1.8 % with the cubic spline (0.1 s at 64 Hz of
+    a 0.5-8 Hz signal: 3.1 % and 0.03 %). Linear interpolation halfway between two
+    samples is their mean: a low-pass (gain cos(pi f / rate), 0.81 at
+    0.1 Hz, TR 2 s) that the HRF band does not escape, and -- worse for an
+    FIR model -- the 5 s column is then exactly the mean of the 4 s and 6 s
+    columns, so adding it spans nothing new. The cubic spline uses the
+    neighbouring samples too (a near-band-limited reconstruction, error
+    O(h^4) against O(h^2)); its small overshoot at sharp steps is the price,
+    and "linear" (never outside the range of its two samples) stays
+    available for features with jumps.
     """
     lags = list(lags)
     if lags == [0]:
         return X
+    if interpolation not in DELAY_INTERPOLATIONS:
+        raise ConfigError(f"delay_interpolation: must be one of {DELAY_INTERPOLATIONS}, got {interpolation!r}")
+    whole = [_is_whole(lag) for lag in lags]
+    if not all(whole) and interpolation == "none":
+        bad = next(lag for lag, w in zip(lags, whole) if not w)
+        raise ConfigError(f"delays: {bad} samples is not a whole number of samples "
+                          "(set delay_interpolation: cubic or linear to interpolate it)")
     groups = np.asarray(groups)
     out = np.zeros((X.shape[0], X.shape[1] * len(lags)), dtype=X.dtype)
     bounds = run_bounds(groups)
     for a, b in zip(bounds[:-1], bounds[1:]):
+        spline = None
         for j, lag in enumerate(lags):
             cols = slice(j * X.shape[1], (j + 1) * X.shape[1])
-            if lag >= 0:
-                if lag < b - a:
-                    out[a + lag:b, cols] = X[a:b - lag]
-            else:
-                if -lag < b - a:
-                    out[a:b + lag, cols] = X[a - lag:b]
+            if whole[j]:
+                _shift_whole(out, X, a, b, cols, int(round(float(lag))))
+                continue
+            if spline is None:
+                spline = _interpolant(X[a:b], interpolation, str(groups[a]))
+            _shift_fractional(out, spline, a, b, cols, float(lag))
     return out
+
+
+def _interpolant(x: np.ndarray, interpolation: str, stimulus: str):
+    """Spline through one stimulus's samples (time axis 0), degree 3 or 1."""
+    from scipy.interpolate import make_interp_spline
+
+    k = 3 if interpolation == "cubic" else 1
+    if x.shape[0] < k + 1:
+        raise ConfigError(f"delays: stimulus {stimulus!r} has {x.shape[0]} samples, too few for a "
+                          f"{interpolation} interpolation of a fractional delay (needs {k + 1})")
+    return make_interp_spline(np.arange(x.shape[0], dtype=np.float64), x, k=k, axis=0)
 
 
 DETREND_KINDS = (None, "linear", "cosine")
