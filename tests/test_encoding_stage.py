@@ -152,3 +152,25 @@ def test_reduced_sets_refit_pca_inside_the_folds_by_default(tmp_path):
     ws.remove("features.deep")
     with pytest.raises(InputError, match=r"pca_fit: 'train' refits 'features.deep.pca2'.*'features.deep'"):
         run_encode(_study(tmp_path, dict(study.config["encode"], pca_fit="train")), progress=False)
+
+
+def test_fractional_delays_are_interpolated_and_recorded_in_the_scores(tmp_path):
+    from xaffect.encoding.stage import run_encode
+
+    with pytest.raises(ConfigError, match="encode.delay_interpolation"):
+        _study(tmp_path, {"delay_interpolation": "sinc"})
+    study = _study(tmp_path, {"n_perm": 0, "targets": ["ratings", "synchrony"], "feature_sets": ["features.deep"],
+                              "alphas": [1.0, 100.0], "elements": ["original"], "delays": [0.0, 1.0, 1.5]})
+    _write_stores(study.workspace, np.random.default_rng(4), with_regions=False)
+    run_encode(study, progress=False)
+    sc = study.workspace.open("scores")
+    assert sc.attrs["delays"] == [0.0, 1.0, 1.5] and sc.attrs["delay_interpolation"] == "cubic"
+    # ratings on the 1 Hz clock, synchrony on its 2 s window clock: each kind's delays in (fractional) samples
+    assert sc.attrs["delay_samples_by_kind"] == {"ratings": [0.0, 1.0, 1.5], "synchrony": [0.0, 0.5, 0.75]}
+    assert "never another stimulus" in sc.attrs["delay_fill"]
+    assert float(sc["r_mean"].sel(feature_set="deep", layer=2, element="original", target="rating:arousal")) > 0.5
+    assert study.workspace.provenance("scores")["params"]["delay_interpolation"] == "cubic"
+    refused = _study(tmp_path, dict(study.config["encode"], delay_interpolation="none"))
+    with pytest.raises(ConfigError, match=r"delays: 1.5 s is not a whole number of samples at 1.0 Hz"):
+        run_encode(refused, progress=False, force=True)
+    assert study.workspace.open("scores").attrs["delay_samples_by_kind"]["ratings"] == [0.0, 1.0, 1.5]  # untouched
