@@ -99,14 +99,15 @@ def recovery(seed: int, n_stim: int = 6, n_tr: int = 60, tr: float = 2.0, noise:
     y = clean + noise * rng.standard_normal(clean.size)
     stim = np.repeat([f"s{i}" for i in range(n_stim)], n_tr)
     coords = dict(time=np.arange(stim.size), stimulus=("time", stim), onset=("time", np.tile(t, n_stim)))
-    feats = {"f": xr.DataArray(X[None, :, None], dims=("element", "time", "layer", "unit"), attrs={"clock_rate": 1 / tr},
-                               coords=dict(element=["original"], layer=[0], **coords))}
+    feats = {"f": xr.DataArray(X[None, :, None], dims=("element", "time", "layer", "unit"),
+                               coords=dict(element=["original"], layer=[0], **coords), attrs={"clock_rate": 1 / tr})}
     tg = xr.DataArray(y[:, None], dims=("time", "target"), coords=dict(target=["y"], **coords),
                       attrs={"clock_rate": 1 / tr})
     out = {"oracle": np.mean([np.corrcoef(y[stim == s], clean[stim == s])[0, 1] for s in dict.fromkeys(stim)])}
     for key, delays, method in (("[4, 6]", [4.0, 6.0], "cubic"), ("[4, 5, 6] linear", [4.0, 5.0, 6.0], "linear"),
                                 ("[4, 5, 6] cubic", [4.0, 5.0, 6.0], "cubic"), ("[5] cubic", [5.0], "cubic")):
-        out[key] = float(fit_grid(feats, tg, delays=delays, delay_interpolation=method, progress=False)["r_mean"].squeeze())
+        ds = fit_grid(feats, tg, delays=delays, delay_interpolation=method, progress=False)
+        out[key] = float(ds["r_mean"].squeeze())
     return out
 
 

@@ -1,4 +1,4 @@
-"""FIR delays that are not whole samples: exact whole path, interpolation error, planted 5 s at TR 2 s, nulls, bad input."""
+"""FIR delays that are not whole samples: whole path, interpolation error, planted 5 s at TR 2 s, nulls, bad input."""
 
 import warnings
 
@@ -55,7 +55,7 @@ def _hrf_events(rng, duration, n_units):
 
 
 def _planted_hrf_study(seed, delay_s=5.0, noise=0.5, n_units=3):
-    """Features sampled at TR 2 s, a response to them exactly ``delay_s`` later (per stimulus) and its noiseless part."""
+    """Features at TR 2 s, a response to them exactly ``delay_s`` later (per stimulus) and its noiseless part."""
     rng = np.random.default_rng(seed)
     t = (np.arange(T) + 0.5) * TR
     X, y = [], []
@@ -247,9 +247,9 @@ def test_bad_delays_name_the_key_and_the_stimulus():
     tg = _uneven(rng.standard_normal((n, 1)), sizes, ["y"], 1 / TR)
     feat = _uneven(rng.standard_normal((n, 2)), sizes, ["a", "b"], 1 / TR).rename(target="unit")
     feats = {"f": feat.expand_dims(element=["original"], layer=[0]).transpose("element", "time", "layer", "unit")}
-    cases = [([4.0, 23.0], r"delays: 23 s \(11.5 samples at 0.5 Hz\) reaches before the whole of stimulus 's2' "
-                           r"\(12 samples\)"),
-             ([-61.0], r"delays: -61 s .* after \(a negative delay\) .* stimulus 's0' \(30 samples\)"),
+    cases = [([4.0, 23.0], r"delays: 23 s \(11.5 samples at 0.5 Hz\) leaves stimulus 's2' \(12 samples\) fewer "
+                           r"than 2 delayed samples \(the delay reaches back before its start\)"),
+             ([-61.0], r"delays: -61 s .* stimulus 's0' \(30 samples\) .* negative and reaches past its end"),
              ([4.0, float("nan")], r"delays: entry 1 is nan"),
              ([], r"delays: empty list"),
              ([5.0], None)]

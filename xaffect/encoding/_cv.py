@@ -178,10 +178,10 @@ def check_delays_fit(groups: np.ndarray, lags: Sequence[float], rate: float) -> 
     span = int(np.ceil(abs(float(lag)) - _WHOLE_TOL))
     for a, b in zip(bounds[:-1], bounds[1:]):
         if span + 2 > b - a:
-            side = "before" if float(lag) >= 0 else "after (a negative delay)"
-            raise ConfigError(f"delays: {float(lag) / rate:g} s ({float(lag):g} samples at {rate:g} Hz) reaches {side} "
-                              f"the whole of stimulus {str(groups[a])!r} ({b - a} samples), leaving fewer than 2 "
-                              "delayed samples; shorten the delays or drop the stimulus")
+            how = "reaches back before its start" if float(lag) >= 0 else "is negative and reaches past its end"
+            raise ConfigError(f"delays: {float(lag) / rate:g} s ({float(lag):g} samples at {rate:g} Hz) leaves "
+                              f"stimulus {str(groups[a])!r} ({b - a} samples) fewer than 2 delayed samples (the delay "
+                              f"{how}); shorten the delays or drop the stimulus")
 
 
 def _shift_whole(out: np.ndarray, X: np.ndarray, a: int, b: int, cols: slice, lag: int) -> None:
@@ -251,6 +251,11 @@ def make_delays(X: np.ndarray, groups: np.ndarray, lags: Sequence[float], *,
     O(h^4) against O(h^2)); its small overshoot at sharp steps is the price,
     and "linear" (never outside the range of its two samples) stays
     available for features with jumps.
+
+    scipy does the interpolation; only the placement within each stimulus
+    and the fill are written here: the field's FIR delayers (e.g. the
+    voxelwise tutorials' ``Delayer``) shift whole samples over the whole
+    array, across stimulus boundaries.
     """
     lags = list(lags)
     if lags == [0]:
