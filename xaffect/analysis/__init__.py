@@ -18,7 +18,8 @@ from .plots import (plot_centroid_layer, plot_deep_vs_classical, plot_element_co
                     plot_middle_vs_final, plot_regions, plot_regions_surface, split_region)
 from .profiles import paired_ttest
 from .zones import SEED_MIDDLE_FRACTION, middle_band, middle_vs_final
-# second seed (issue 17): gradient alignment, lead-lag, renditions, clip-level labels
+# second seed (issue 17): gradient alignment, lead-lag, renditions, clip-level labels, differential encoding
+from .differential import differential_encoding, plot_differential_encoding
 from .clips import clip_label_profile, deep_vs_classical_clips, plot_clip_profile, pool_clips
 from .gradients import (align_with_gradient, fit_moran, load_conte69_sphere, load_hcp_gradient, load_schaefer_parcels,
                         make_spins, parcel_weights, parcellate, spatial_correlation)
@@ -39,4 +40,5 @@ __all__ = [
     "lead_lag", "lagged_correlation", "describe_lead_lag", "plot_lead_lag",
     "rendition_distance", "align_renditions", "window_distance", "plot_rendition_distance",
     "pool_clips", "clip_label_profile", "deep_vs_classical_clips", "plot_clip_profile",
+    "differential_encoding", "plot_differential_encoding",
 ]
