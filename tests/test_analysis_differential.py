@@ -23,7 +23,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from xaffect.analysis import differential_encoding, plot_differential_encoding, plot_regions
+from xaffect.analysis import describe_differential, differential_encoding, plot_differential_encoding, plot_regions
 from xaffect.encoding._cv import leave_one_stimulus_out
 from xaffect.encoding._nested import fit_outer_fold
 from xaffect.errors import InputError
@@ -86,6 +86,7 @@ def test_planted_different_layers_are_recovered(planted):
     assert (res["p"].sel(layer=[1, 4]) < ALPHA).mean() >= 0.8
     assert res["differs"].sel(layer=[1, 4]).any("layer").mean() >= 0.3          # Holm over 120 tests
     assert (res["differs"].sel(layer=[0, 2, 3, 5])).mean() <= 0.05
+    assert ((res["p_profiles_differ"] < ALPHA) == res["differs"].any("layer")).all()
 
 
 def test_one_pair_drops_the_pair_dim_and_plots(planted):
@@ -98,6 +99,11 @@ def test_one_pair_drops_the_pair_dim_and_plots(planted):
     top, bottom = fig.axes[:2]
     assert bottom.get_xlabel() == "layer" and "best layer" in top.get_title()
     assert len(top.get_lines()) >= 4                                    # two profiles, two best-layer stars
+    text = describe_differential(res)
+    assert text.startswith("a000 and b000 are best predicted by different layers: 1 vs 4"), text
+    assert "Holm over layer" in text and "10 held-out stimuli" in text
+    with pytest.raises(InputError, match="select one pair first"):
+        describe_differential(differential_encoding(planted, ["a000", "a001"], ["b000", "b001"], n_boot=100))
 
 
 def _null_calls(seeds, **kw):

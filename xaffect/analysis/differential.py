@@ -55,7 +55,7 @@ from ._resample import (argmax_finite, argmax_over_layers, bootstrap_counts, boo
 from ._scores import check_level, check_resamples, deep_feature_sets, layer_names, select_deep
 from .layers import _quantile_interval
 
-__all__ = ["differential_encoding", "plot_differential_encoding"]
+__all__ = ["differential_encoding", "describe_differential", "plot_differential_encoding"]
 
 _TEST = "Nadeau-Bengio corrected resampled t across folds (held-out stimuli), paired"
 _RESAMPLING = ("stimulus-level bootstrap: held-out stimuli resampled with replacement, the same draw for both "
@@ -201,7 +201,8 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
         ``lower_a``/``upper_a``, ``lower_b``/``upper_b`` (corrected t interval
         of each profile); ``difference`` (mean ``r_a - r_b``), ``difference_lower``/
         ``difference_upper``, ``t``, ``p`` (uncorrected), ``p_family``
-        (corrected over ``family``), ``differs`` (``p_family < alpha``).
+        (corrected over ``family``), ``differs`` (``p_family < alpha``); per pair,
+        ``p_profiles_differ`` (the smallest ``p_family`` over layers: "the profiles differ somewhere").
         Per pair, ``([pair])``: ``best_a``, ``best_b`` (argmax of the mean
         profile) with bootstrap ``best_a_lower``/``best_a_upper``,
         ``best_b_lower``/``best_b_upper``; ``best_difference`` (``best_a -
@@ -284,6 +285,7 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
     data |= {"best_difference": (P, (best_a - best_b).astype(int)), "best_difference_lower": (P, lo),
              "best_difference_upper": (P, hi), "best_share_same": (P, np.mean(delta == 0, axis=0)),
              "p_best_differs": (P, p_best), "p_best_differs_family": (P, adjust_family(p_best, pair_axes, method)),
+             "p_profiles_differ": (P, np.nanmin(np.where(np.isnan(p_fam), np.inf, p_fam), axis=1)),
              "r_cv_a": (P, _nanmean(cv_a)), "r_cv_b": (P, _nanmean(cv_b)), "r_cv_difference": (P, _nanmean(cv_a - cv_b)),
              "r_cv_lower": (P, cv_lo), "r_cv_upper": (P, cv_hi), "p_r_cv": (P, p_cv),
              "p_r_cv_family": (P, adjust_family(p_cv, pair_axes, method))}
@@ -308,6 +310,38 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
     if single:
         out = out.isel(pair=0)
     return out
+
+
+def describe_differential(result: xr.Dataset, *, alpha: float | None = None) -> str:
+    """One pair's result as a sentence: "a and b are best predicted by different layers: 1 vs 4 (...)".
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        :func:`differential_encoding` for one pair (select one with ``result.isel(pair=i)``).
+    alpha : float, optional
+        Level of the claims (default: the result's ``alpha``).
+    """
+    if "pair" in result.dims:
+        raise InputError("describe_differential: select one pair first, e.g. result.isel(pair=0)")
+    a = result.attrs
+    alpha = a.get("alpha", 0.05) if alpha is None else check_level(alpha, "alpha")
+    ta, tb = str(result["target_a"].values), str(result["target_b"].values)
+    if ta == tb:
+        ta, tb = f"{ta} ({a.get('element_a')})", f"{tb} ({a.get('element_b')})"
+    level = f"{round(100 * a.get('ci', 0.95))}% CI"
+    p_best = float(result["p_best_differs"])
+    best = (f"{int(result['best_a'])} vs {int(result['best_b'])}, difference {int(result['best_difference'])} "
+            f"({level} {float(result['best_difference_lower']):g} to {float(result['best_difference_upper']):g}, "
+            f"p = {p_best:.3g}, stimulus bootstrap with each best layer selected inside every resample)")
+    head = (f"{ta} and {tb} are best predicted by different layers: {best}" if p_best < alpha else
+            f"no evidence that {ta} and {tb} are best predicted by different layers: {best}")
+    differs = [int(v) for v in result["layer"].values[np.asarray(result["differs"].values, bool)]]
+    prof = (f"profiles differ at layers {differs}" if differs else "profiles differ at no layer") + \
+        f" ({a.get('method')} over {a.get('family')}, corrected resampled t, < {a.get('alpha')})"
+    cv = (f"best-layer r (selection-honest) {float(result['r_cv_a']):.2f} vs {float(result['r_cv_b']):.2f}, "
+          f"p = {float(result['p_r_cv']):.3g}")
+    return f"{head}; {prof}; {cv}; {a.get('n_folds')} held-out stimuli"
 
 
 def plot_differential_encoding(result: xr.Dataset, *, pair: int | str | None = None, labels: Sequence[str] | None = None):
