@@ -27,7 +27,7 @@ from xaffect.analysis import describe_differential, differential_encoding, plot_
 from xaffect.encoding._cv import leave_one_stimulus_out
 from xaffect.encoding._nested import fit_outer_fold
 from xaffect.errors import InputError
-from xaffect.stats import adjust_family, holm
+from xaffect.stats import adjust_family, fdr_bh, holm
 
 from _analysis_sim import ALPHAS, _ar1
 
@@ -74,7 +74,8 @@ def planted():
 def test_planted_different_layers_are_recovered(planted):
     ta, tb = _pairs(planted)
     res = differential_encoding(planted, ta, tb)
-    assert res.attrs["family"] == "layer x pair" and res.attrs["method"] == "Holm"
+    assert res.attrs["family"] == "layer x pair" and res.attrs["method"] == "fwer" and res.attrs["correction"] == "Holm"
+    assert res["p_family"].attrs["family"] == "layer x pair"
     assert res.attrs["n_tests"] == 6 * 20
     assert (res["best_a"] == 1).mean() >= 0.9 and (res["best_b"] == 4).mean() >= 0.9
     covered = (res["best_difference_lower"] <= -3) & (res["best_difference_upper"] >= -3)
@@ -102,6 +103,13 @@ def test_one_pair_drops_the_pair_dim_and_plots(planted):
     text = describe_differential(res)
     assert text.startswith("a000 and b000 are best predicted by different layers: 1 vs 4"), text
     assert "Holm over layer" in text and "10 held-out stimuli" in text
+    single = differential_encoding(planted, "a000", "b000", n_boot=100, family=(), method="none")
+    assert single.attrs["family"] == "single test" and single.attrs["n_tests"] == 1
+    np.testing.assert_allclose(single["p_family"], single["p"])
+    fdr = differential_encoding(planted, "a000", "b000", n_boot=100, method="fdr")
+    np.testing.assert_allclose(fdr["p_family"], fdr_bh(fdr["p"].values))
+    with pytest.raises(InputError, match="method: must be 'fwer', 'fdr' or 'none'"):
+        differential_encoding(planted, "a000", "b000", method="bonferroni")
     with pytest.raises(InputError, match="select one pair first"):
         describe_differential(differential_encoding(planted, ["a000", "a001"], ["b000", "b001"], n_boot=100))
 

@@ -183,7 +183,10 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
         ``pair`` when it is in the family.
     method : {"fwer", "fdr", "none"}
         Holm (family-wise, valid under any dependence between layers),
-        Benjamini-Hochberg, or none.
+        Benjamini-Hochberg, or none. The names and attrs follow
+        :func:`xaffect.encoding.family_pvalues`; its ``fwer`` is a max-statistic
+        over the store's permutation null, which exists per target, not for
+        a difference between targets, so here family-wise means Holm.
     alpha : float
         Level of the ``differs`` marks.
     ci : float
@@ -300,8 +303,11 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
         out = out.assign_coords(layer_name=("layer", [names.get(int(v), "") for v in layers]))
     n_tests = int(np.prod([p.shape[i] for i in axes])) if axes else 1
     fam_label = " x ".join(dim for dim in ("layer", "pair") if dim in family and not (single and dim == "pair"))
-    out.attrs.update(feature_set=feature_set, element_a=el_a, element_b=el_b, family=fam_label or "none",
-                     method={"fwer": "Holm", "fdr": "Benjamini-Hochberg", "none": "none"}[method],
+    correction = {"fwer": "Holm", "fdr": "Benjamini-Hochberg", "none": "none"}[method]
+    out["p_family"].attrs.update(family=fam_label or "single test", method=method, correction=correction,
+                                 n_tests=n_tests)
+    out.attrs.update(feature_set=feature_set, element_a=el_a, element_b=el_b, family=fam_label or "single test",
+                     method=method, correction=correction,
                      n_tests=n_tests, alpha=alpha, ci=ci, n_boot=n_boot, seed=seed, n_folds=int(a.shape[-1]),
                      test=_TEST, resampling=_RESAMPLING,
                      best_test="two-sided stimulus-bootstrap p of best_a - best_b = 0 (ties on both sides)",
@@ -338,7 +344,7 @@ def describe_differential(result: xr.Dataset, *, alpha: float | None = None) -> 
             f"no evidence that {ta} and {tb} are best predicted by different layers: {best}")
     differs = [int(v) for v in result["layer"].values[np.asarray(result["differs"].values, bool)]]
     prof = (f"profiles differ at layers {differs}" if differs else "profiles differ at no layer") + \
-        f" ({a.get('method')} over {a.get('family')}, corrected resampled t, < {a.get('alpha')})"
+        f" ({a.get('correction')} over {a.get('family')}, corrected resampled t, < {a.get('alpha')})"
     cv = (f"best-layer r (selection-honest) {float(result['r_cv_a']):.2f} vs {float(result['r_cv_b']):.2f}, "
           f"p = {float(result['p_r_cv']):.3g}")
     return f"{head}; {prof}; {cv}; {a.get('n_folds')} held-out stimuli"
@@ -406,7 +412,7 @@ def plot_differential_encoding(result: xr.Dataset, *, pair: int | str | None = N
     bottom.fill_between(x, res["difference_lower"].values, res["difference_upper"].values, color="0.6", alpha=0.4)
     sig = np.asarray(res["differs"].values, bool)
     bottom.plot(x[sig], res["difference"].values[sig], "*", ms=10, color="k",
-                label=f"{res.attrs.get('method')} over {res.attrs.get('family')} < {res.attrs.get('alpha')}")
+                label=f"{res.attrs.get('correction')} over {res.attrs.get('family')} < {res.attrs.get('alpha')}")
     bottom.axhline(0, color="grey", lw=0.6)
     bottom.set_xlabel("layer")
     bottom.set_ylabel("r difference (a - b)")
