@@ -277,7 +277,8 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
     PL, P, PLF = ("pair", "layer"), ("pair",), ("pair", "layer", "fold")
     data: dict[str, Any] = {"r_a": (PLF, a), "r_b": (PLF, b), "difference": (PL, _nanmean(d)),
                             "difference_lower": (PL, d_lo), "difference_upper": (PL, d_hi), "t": (PL, t),
-                            "p": (PL, p), "p_family": (PL, p_fam), "differs": (PL, np.nan_to_num(p_fam, nan=1.0) < alpha)}
+                            "p": (PL, p), "p_family": (PL, p_fam),
+                            "differs": (PL, np.nan_to_num(p_fam, nan=1.0) < alpha)}
     for side, r in (("a", a), ("b", b)):
         m, lo, hi = _profile_band(r, ci, ratio)
         data |= {f"mean_{side}": (PL, m), f"lower_{side}": (PL, lo), f"upper_{side}": (PL, hi)}
@@ -289,7 +290,8 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
              "best_difference_upper": (P, hi), "best_share_same": (P, np.mean(delta == 0, axis=0)),
              "p_best_differs": (P, p_best), "p_best_differs_family": (P, adjust_family(p_best, pair_axes, method)),
              "p_profiles_differ": (P, np.nanmin(np.where(np.isnan(p_fam), np.inf, p_fam), axis=1)),
-             "r_cv_a": (P, _nanmean(cv_a)), "r_cv_b": (P, _nanmean(cv_b)), "r_cv_difference": (P, _nanmean(cv_a - cv_b)),
+             "r_cv_a": (P, _nanmean(cv_a)), "r_cv_b": (P, _nanmean(cv_b)),
+             "r_cv_difference": (P, _nanmean(cv_a - cv_b)),
              "r_cv_lower": (P, cv_lo), "r_cv_upper": (P, cv_hi), "p_r_cv": (P, p_cv),
              "p_r_cv_family": (P, adjust_family(p_cv, pair_axes, method))}
     label = [f"{x}" if x == y else f"{x} - {y}" for x, y in zip(ta, tb)]
@@ -307,8 +309,8 @@ def differential_encoding(scores: xr.Dataset, target_a: str | Sequence[str], tar
     out["p_family"].attrs.update(family=fam_label or "single test", method=method, correction=correction,
                                  n_tests=n_tests)
     out.attrs.update(feature_set=feature_set, element_a=el_a, element_b=el_b, family=fam_label or "single test",
-                     method=method, correction=correction,
-                     n_tests=n_tests, alpha=alpha, ci=ci, n_boot=n_boot, seed=seed, n_folds=int(a.shape[-1]),
+                     method=method, correction=correction, n_tests=n_tests, alpha=alpha, ci=ci, n_boot=n_boot,
+                     seed=seed, n_folds=int(_scored_folds(a).sum(-1).max()),
                      test=_TEST, resampling=_RESAMPLING,
                      best_test="two-sided stimulus-bootstrap p of best_a - best_b = 0 (ties on both sides)",
                      r_cv="each fold read at the layer chosen on the other folds (selection-honest)",
@@ -350,7 +352,8 @@ def describe_differential(result: xr.Dataset, *, alpha: float | None = None) -> 
     return f"{head}; {prof}; {cv}; {a.get('n_folds')} held-out stimuli"
 
 
-def plot_differential_encoding(result: xr.Dataset, *, pair: int | str | None = None, labels: Sequence[str] | None = None):
+def plot_differential_encoding(result: xr.Dataset, *, pair: int | str | None = None,
+                               labels: Sequence[str] | None = None):
     """Both layer profiles with their bands and best-layer intervals, and their difference.
 
     Parameters
