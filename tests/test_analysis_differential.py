@@ -108,6 +108,11 @@ def test_one_pair_drops_the_pair_dim_and_plots(planted):
     np.testing.assert_allclose(single["p_family"], single["p"])
     fdr = differential_encoding(planted, "a000", "b000", n_boot=100, method="fdr")
     np.testing.assert_allclose(fdr["p_family"], fdr_bh(fdr["p"].values))
+    named = planted.assign_coords(layer_name=("layer", [f"L{i:02d} block" for i in range(6)]))
+    res_named = differential_encoding(named, "a000", "b000", n_boot=100)
+    assert list(res_named["layer_name"].values[:2]) == ["L00 block", "L01 block"]
+    fig = plot_differential_encoding(res_named)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()][1] == "L01 block"
     with pytest.raises(InputError, match="method: must be 'fwer', 'fdr' or 'none'"):
         differential_encoding(planted, "a000", "b000", method="bonferroni")
     with pytest.raises(InputError, match="select one pair first"):

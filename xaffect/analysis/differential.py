@@ -404,7 +404,8 @@ def plot_differential_encoding(result: xr.Dataset, *, pair: int | str | None = N
         if best >= 0:
             y = ymax * (1.05 + 0.07 * k)
             top.plot([best], [y], "*", ms=12, color=colour)
-            top.hlines(y, float(res[f"best_{side}_lower"]), float(res[f"best_{side}_upper"]), color=colour, lw=2)
+            top.hlines(y, float(res[f"best_{side}_lower"]), float(res[f"best_{side}_upper"]), color=colour, lw=2,
+                       label=f"best layer, {round(100 * res.attrs.get('ci', 0.95))}% bootstrap CI" if k == 0 else None)
     top.axhline(0, color="grey", lw=0.6)
     top.set_ylabel(f"r (mean over folds, {round(100 * res.attrs.get('ci', 0.95))}% CI)")
     top.set_title(f"best layer {int(res['best_a'])} vs {int(res['best_b'])}: difference "
