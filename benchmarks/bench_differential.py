@@ -45,7 +45,9 @@ def differential(reps: int) -> None:
 
     regimes = {"null, strong signal": dict(drivers=(2, 2)), "null, weak signal (argmax wanders)":
                dict(drivers=(2, 2), signal=0.2, stim_len=40), "null, no driving layer":
-               dict(drivers=(2, 2), signal=0.0), "planted 1 vs 4, moderate": dict(drivers=(1, 4), signal=0.5),
+               dict(drivers=(2, 2), signal=0.0),
+               "null for the best layer, b at half the signal (profiles do differ)": dict(drivers=(2, 2), scale_b=0.5),
+               "planted 1 vs 4, moderate": dict(drivers=(1, 4), signal=0.5),
                "planted 1 vs 4, strong": dict(drivers=(1, 4), signal=1.0),
                "planted 2 vs 3 (neighbours), strong": dict(drivers=(2, 3), signal=1.0)}
     print(f"| regime | pairs | best layers differ (p < .05) | best r_cv differs | profiles differ (Holm over "

@@ -36,15 +36,16 @@ ALPHA = 0.05
 
 def simulate_pairs(seed: int, drivers, *, n_stimuli: int = 10, stim_len: int = 60, n_layers: int = 6,
                    n_units: int = 4, signal: float = 0.5, shared: float = 0.3, feature_noise: float = 0.5,
-                   phi: float = 0.6) -> xr.Dataset:
+                   phi: float = 0.6, scale_b: float = 1.0) -> xr.Dataset:
     """Scores ``r (feature_set, layer, element, target, fold)``: targets ``a000, b000, a001, ...``, pair ``i``
-    driven by layers ``drivers[i]``."""
+    driven by layers ``drivers[i]``; ``scale_b`` multiplies the signal of the ``b`` targets."""
     rng = np.random.default_rng(seed)
     n = n_stimuli * stim_len
     groups = np.repeat([f"stim{i:02d}" for i in range(n_stimuli)], stim_len)
     P = _ar1(rng, (n, n_layers), phi, stim_len)
     S = _ar1(rng, (n, 1), phi, stim_len)[:, 0]
-    cols = [signal * P[:, lay] + shared * S for pair in drivers for lay in pair]
+    cols = [scale * (signal * P[:, lay] + shared * S) for pair in drivers
+            for lay, scale in zip(pair, (1.0, scale_b))]
     Y = np.stack(cols, 1) + _ar1(rng, (n, len(cols)), phi, stim_len)        # independent noise per target
     lay = np.arange(n_layers)
     mix = np.exp(-np.abs(lay[:, None] - lay[None]))
