@@ -131,7 +131,7 @@ def _null_calls(seeds, **kw):
     return np.concatenate(rows)
 
 
-def test_same_driving_layer_is_called_different_about_5_percent():
+def test_same_driving_layer_is_called_different_at_most_5_percent():
     t0 = time.perf_counter()
     # two regimes: a well identified best layer, and a weak signal where the argmax wanders
     calls = np.concatenate([_null_calls(range(100, 104)), _null_calls(range(200, 204), signal=0.2, stim_len=40)])

@@ -5,7 +5,8 @@ plots, and the HTML report.
 Modules: :mod:`.layers` (profiles, best/centroid layer, layer vs layer),
 :mod:`.compare` (comparisons that select a layer on inner folds),
 :mod:`.zones` (middle vs final on a band fixed in advance), :mod:`.effects`
-(recovered effects vs ground truth), :mod:`.plots`, :mod:`.report`.
+(recovered effects vs ground truth), :mod:`.differential` (two targets' profiles,
+best layers and region maps, paired), :mod:`.plots`, :mod:`.report`.
 """
 
 from ..encoding._compare import corrected_resampled_interval, corrected_resampled_ttest
