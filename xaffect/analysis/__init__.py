@@ -5,7 +5,8 @@ plots, and the HTML report.
 Modules: :mod:`.layers` (profiles, best/centroid layer, layer vs layer),
 :mod:`.compare` (comparisons that select a layer on inner folds),
 :mod:`.zones` (middle vs final on a band fixed in advance), :mod:`.effects`
-(recovered effects vs ground truth), :mod:`.plots`, :mod:`.report`.
+(recovered effects vs ground truth), :mod:`.differential` (two targets' profiles,
+best layers and region maps, paired), :mod:`.plots`, :mod:`.report`.
 """
 
 from ..encoding._compare import corrected_resampled_interval, corrected_resampled_ttest
@@ -18,7 +19,8 @@ from .plots import (plot_centroid_layer, plot_deep_vs_classical, plot_element_co
                     plot_middle_vs_final, plot_regions, plot_regions_surface, split_region)
 from .profiles import paired_ttest
 from .zones import SEED_MIDDLE_FRACTION, middle_band, middle_vs_final
-# second seed (issue 17): gradient alignment, lead-lag, renditions, clip-level labels
+# second seed (issue 17): gradient alignment, lead-lag, renditions, clip-level labels, differential encoding
+from .differential import describe_differential, differential_encoding, plot_differential_encoding
 from .clips import clip_label_profile, deep_vs_classical_clips, plot_clip_profile, pool_clips
 from .gradients import (align_with_gradient, fit_moran, load_conte69_sphere, load_hcp_gradient, load_schaefer_parcels,
                         make_spins, parcel_weights, parcellate, spatial_correlation)
@@ -39,4 +41,5 @@ __all__ = [
     "lead_lag", "lagged_correlation", "describe_lead_lag", "plot_lead_lag",
     "rendition_distance", "align_renditions", "window_distance", "plot_rendition_distance",
     "pool_clips", "clip_label_profile", "deep_vs_classical_clips", "plot_clip_profile",
+    "differential_encoding", "describe_differential", "plot_differential_encoding",
 ]

@@ -18,7 +18,8 @@ expressed emotion than a classical descriptor. Here:
 
 Layering: :func:`cross_validated_scores` (kernel on arrays, scikit-learn),
 :func:`clip_label_profile` (xarray in, :class:`xarray.Dataset` out),
-:func:`deep_vs_classical_clips` (best layer chosen on inner folds vs descriptors, paired on clips),
+:func:`deep_vs_classical_clips` (best layer chosen on inner folds vs descriptors, corrected resampled t
+over repeated cross-validation),
 :func:`plot_clip_profile`.
 """
 
@@ -273,17 +274,40 @@ def _predict(X: np.ndarray, target: np.ndarray, train: np.ndarray, test: np.ndar
     return pred.argmax(-1) if classes else pred.ravel()
 
 
+def _repeated_splits(y: np.ndarray, classes: bool, groups: np.ndarray | None, n_splits: int, seed: int) -> list:
+    """:func:`_splits` with a fresh shuffle for every seed, grouped regression included."""
+    if groups is None or classes:
+        return _splits(y, classes, groups, n_splits, seed)
+    try:
+        cv = GroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    except TypeError:                                                      # scikit-learn < 1.6
+        raise ConfigError("n_repeats: repeating grouped folds for values needs scikit-learn >= 1.6 "
+                          "(GroupKFold(shuffle=True)); use n_repeats=1 or upgrade") from None
+    return list(cv.split(np.zeros((y.size, 1)), y, groups))
+
+
 def deep_vs_classical_clips(pooled: xr.DataArray, labels: xr.DataArray, classical: xr.DataArray, *,
                             groups: xr.DataArray | None = None, n_splits: int = 5, inner_splits: int = 4,
-                            alphas: np.ndarray = _ALPHAS, n_flips: int = 10000, seed: int = 0) -> xr.Dataset:
+                            n_repeats: int = 10, alphas: np.ndarray = _ALPHAS, seed: int = 0) -> xr.Dataset:
     """Does the best deep layer predict clip labels better than the classical descriptors? Selection-honest.
 
     In each outer fold the layer is chosen by inner cross-validation on the
     training clips only, then scored on the held-out clips, next to the
-    classical descriptors on the same clips. The paired test is on clips:
-    exact McNemar (binomial on the clips exactly one of the two gets right)
-    for classes, a sign-flip permutation of the per-clip squared-error
-    difference for values (clips assumed independent given the folds).
+    classical descriptors on the same clips. The whole cross-validation is
+    repeated ``n_repeats`` times with fresh fold assignments.
+
+    The test is Nadeau & Bengio's corrected resampled t over the ``n_repeats
+    x n_splits`` per-fold differences (Nadeau & Bengio 2003, Machine Learning
+    52:239; Bouckaert & Frank 2004, PAKDD, for repeated k-fold):
+    ``t = mean(d) / sqrt((1 / (k r) + n_test / n_train) var(d))`` with
+    ``k r - 1`` degrees of freedom. A test on clips (exact McNemar for
+    classes, a sign flip of per-clip errors for values) treats the held-out
+    clips as independent, but the folds share most of their training clips
+    (and the layer choice), so their errors are correlated: McNemar rejected
+    8 % of equal-information nulls at 5 %. The ``n_test / n_train`` term pays
+    for that overlap. (A label permutation test would answer another
+    question -- whether either predicts at all -- not whether one predicts
+    better.)
 
     Parameters
     ----------
@@ -292,20 +316,28 @@ def deep_vs_classical_clips(pooled: xr.DataArray, labels: xr.DataArray, classica
     classical : DataArray of shape (stimulus, feature)
     groups : DataArray of shape (stimulus,), optional
     n_splits, inner_splits : int
+    n_repeats : int
+        Repetitions of the outer cross-validation (10 x 10 in Bouckaert &
+        Frank; a few already stabilise the estimate).
     alphas : array of shape (n_alphas,)
-    n_flips : int
-        Sign flips for values.
     seed : int
 
     Returns
     -------
     xarray.Dataset
         ``deep_score``, ``classical_score`` (accuracy or R^2 over all held-out
-        clips), ``difference`` (deep - classical), ``p`` (two-sided),
-        ``chosen_layer (fold)``, and ``deep_wins``/``classical_wins`` (discordant clips, classes).
+        clips, averaged over repeats), ``difference`` (deep - classical),
+        ``fold_difference (repeat, fold)`` (per-fold accuracy difference, or
+        classical minus deep mean squared error for values: > 0 favours deep),
+        ``mean_fold_difference``, ``ci_low``/``ci_high`` (95 % corrected
+        interval of it), ``t``, ``p`` (two-sided corrected resampled t),
+        ``chosen_layer (repeat, fold)``, and for classes ``deep_wins``/
+        ``classical_wins`` (discordant clips, summed over repeats, descriptive).
     """
-    from scipy.stats import binomtest
+    from ..encoding._compare import corrected_resampled_interval, corrected_resampled_ttest
 
+    if isinstance(n_repeats, bool) or not isinstance(n_repeats, (int, np.integer)) or n_repeats < 1:
+        raise ConfigError(f"n_repeats: expected an integer >= 1, got {n_repeats!r}")
     clips = [str(v) for v in pooled["stimulus"].values]
     y, classes = _labels(labels, clips)
     codes = np.unique(y, return_inverse=True)[1] if classes else y.astype(float)
@@ -319,33 +351,50 @@ def deep_vs_classical_clips(pooled: xr.DataArray, labels: xr.DataArray, classica
     Xc = np.asarray(cl.sel(stimulus=clips).transpose("stimulus", ...).values, float)
     Xs = [np.asarray(pooled.isel(layer=i).values, float) for i in range(pooled.sizes["layer"])]
     layers = pooled["layer"].values
-    deep, base = np.empty(codes.shape), np.empty(codes.shape)
-    chosen = []
-    for k, (train, test) in enumerate(_splits(codes, classes, g, n_splits, seed)):
-        inner = _splits(codes[train], classes, None if g is None else g[train], inner_splits, seed + 1 + k)
-        inner_scores = cross_validated_scores([X[train] for X in Xs], codes[train], inner, classes=classes,
-                                              permutations=np.arange(train.size)[None], alphas=alphas)[0]
-        best = int(np.argmax(inner_scores))
-        chosen.append(layers[best])
-        deep[test] = _predict(Xs[best], codes, train, test, alphas, classes, n_classes)
-        base[test] = _predict(Xc, codes, train, test, alphas, classes, n_classes)
-    if classes:
-        right_d, right_c = deep == codes, base == codes
-        wins_d, wins_c = int((right_d & ~right_c).sum()), int((right_c & ~right_d).sum())
-        p = binomtest(wins_d, wins_d + wins_c, 0.5).pvalue if wins_d + wins_c else 1.0
-        score_d, score_c = right_d.mean(), right_c.mean()
-        extra = {"deep_wins": wins_d, "classical_wins": wins_c}
-    else:
-        d = (codes - base) ** 2 - (codes - deep) ** 2
-        flips = np.random.default_rng(seed).choice([-1.0, 1.0], size=(n_flips, d.size))
-        p = (1 + (np.abs(flips @ d) >= abs(d.sum()) - 1e-12).sum()) / (n_flips + 1)
-        tot = ((codes - codes.mean()) ** 2).sum()
-        score_d, score_c = 1 - ((codes - deep) ** 2).sum() / tot, 1 - ((codes - base) ** 2).sum() / tot
-        extra = {}
+    fold_diff = np.full((n_repeats, n_splits), np.nan)
+    chosen = np.zeros((n_repeats, n_splits), dtype=layers.dtype)
+    ratios, scores_d, scores_c, wins_d, wins_c = [], [], [], 0, 0
+    for rep in range(n_repeats):
+        rep_seed = seed + 1000 * rep
+        deep, base = np.empty(codes.shape), np.empty(codes.shape)
+        for k, (train, test) in enumerate(_repeated_splits(codes, classes, g, n_splits, rep_seed)):
+            inner = _splits(codes[train], classes, None if g is None else g[train], inner_splits, rep_seed + 1 + k)
+            inner_scores = cross_validated_scores([X[train] for X in Xs], codes[train], inner, classes=classes,
+                                                  permutations=np.arange(train.size)[None], alphas=alphas)[0]
+            best = int(np.argmax(inner_scores))
+            chosen[rep, k] = layers[best]
+            deep[test] = _predict(Xs[best], codes, train, test, alphas, classes, n_classes)
+            base[test] = _predict(Xc, codes, train, test, alphas, classes, n_classes)
+            if classes:
+                fold_diff[rep, k] = np.mean(deep[test] == codes[test]) - np.mean(base[test] == codes[test])
+            else:
+                fold_diff[rep, k] = np.mean((codes[test] - base[test]) ** 2) - np.mean((codes[test] - deep[test]) ** 2)
+            ratios.append(test.size / train.size)
+        if classes:
+            right_d, right_c = deep == codes, base == codes
+            wins_d += int((right_d & ~right_c).sum())
+            wins_c += int((right_c & ~right_d).sum())
+            scores_d.append(right_d.mean())
+            scores_c.append(right_c.mean())
+        else:
+            tot = ((codes - codes.mean()) ** 2).sum()
+            scores_d.append(1 - ((codes - deep) ** 2).sum() / tot)
+            scores_c.append(1 - ((codes - base) ** 2).sum() / tot)
+    ratio = float(np.mean(ratios))
+    flat = fold_diff.ravel()
+    t, p = corrected_resampled_ttest(flat, test_train_ratio=ratio)
+    low, high = corrected_resampled_interval(flat, test_train_ratio=ratio)
+    score_d, score_c = float(np.mean(scores_d)), float(np.mean(scores_c))
+    extra = {"deep_wins": wins_d, "classical_wins": wins_c} if classes else {}
     ds = xr.Dataset({"deep_score": score_d, "classical_score": score_c, "difference": score_d - score_c,
-                     "p": p, "chosen_layer": ("fold", np.asarray(chosen)), **extra})
+                     "fold_difference": (("repeat", "fold"), fold_diff),
+                     "mean_fold_difference": float(np.mean(flat)), "ci_low": float(low), "ci_high": float(high),
+                     "t": float(t), "p": float(p), "chosen_layer": (("repeat", "fold"), chosen), **extra})
     ds.attrs.update(scoring="accuracy" if classes else "r2", labels=str(labels.name), n_clips=len(clips),
-                    test="exact McNemar" if classes else "sign-flip permutation")
+                    n_splits=int(n_splits), n_repeats=int(n_repeats), test_train_ratio=ratio,
+                    fold_difference="accuracy difference" if classes else "classical MSE - deep MSE",
+                    test="Nadeau-Bengio corrected resampled t over repeated cross-validation "
+                         "(Nadeau & Bengio 2003; Bouckaert & Frank 2004)")
     return ds
 
 
