@@ -189,6 +189,7 @@ def test_analyses_become_stores_and_report_sections(study_dir):
                             ("Renditions", "Renditions_song_a_vs_song_b"), ("Clip labels", "Clip_labels_per_layer")):
         assert section in page and f"figures/{figure}.svg" in summary["report"]["figures"]
         assert (study_dir / "ws" / "report" / "figures" / f"{figure}.svg").is_file()
+    assert "figures/Gradient_alignment_on_the_cortex.svg" in summary["report"]["figures"]  # the surface view
     assert "Moran spectral randomisation" in page and "Freedman–Lane" in page
     assert f"region {LEADER} precedes rating enjoyment by {LAG} s" in page
     assert "family-wise over layers" in page and "exact McNemar" in page

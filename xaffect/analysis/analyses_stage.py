@@ -125,7 +125,7 @@ def build_gradient(study, cfg: dict) -> xr.Dataset:
         if missing:
             raise InputError(f"{cfg['gradient_file']}: no gradient for region(s) {missing[:3]} of the layer map")
         table = table.sel(region=regions)
-        source = Path(cfg["gradient_file"]).name
+        source = f"gradient of {Path(cfg['gradient_file']).name}"
     else:
         table = hcp_parcel_gradient(regions, hemisphere=cfg["hemisphere"], component=cfg["component"])
         source = table["gradient"].attrs["long_name"]

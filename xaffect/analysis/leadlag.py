@@ -270,7 +270,8 @@ def plot_lead_lag(result: xr.Dataset, *, alpha: float = 0.05, ax: Any = None):
     thr = float(np.quantile(result["null_max"].values, 1 - alpha))
     for sign in (1, -1):
         ax.axhline(sign * thr, color="0.5", ls="--", label=f"max-over-lags null, {1 - alpha:.0%}" if sign > 0 else None)
-    ax.axvspan(float(result["peak_lag_low"]), float(result["peak_lag_high"]), color="C1", alpha=0.2,
+    half = 0.5 * float(np.min(np.diff(lag))) if lag.size > 1 else 0.5   # a one-lag interval stays visible
+    ax.axvspan(float(result["peak_lag_low"]) - half, float(result["peak_lag_high"]) + half, color="C1", alpha=0.2,
                label=f"peak lag {result.attrs.get('ci', 0.95):.0%} interval")
     ax.axvline(0, color="k", lw=0.5)
     ax.set_xlabel("lag (s); > 0: region leads")

@@ -50,7 +50,7 @@ def _p(p: float) -> str:
 # ------------------------------------------------------------------ gradient
 def gradient_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     """Gradient alignment: claim, scatter + null figure, region table."""
-    from .gradient_plot import plot_gradient_alignment
+    from .gradient_plot import plot_gradient_alignment, plot_gradient_surface
 
     a = ds.attrs
     null = _NULLS.get(a.get("null"), a.get("null"))
@@ -58,7 +58,7 @@ def gradient_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     what = (f"The {a.get('map')} layer of {a.get('feature_set')} ({a.get('element')}) over {a.get('n_points')} "
             f"regions{' of the ' + a['hemisphere'] + ' hemisphere' if a.get('hemisphere') else ''}")
     verdict = "follows" if p < alpha else "does not detectably follow"
-    text = (f"<p><b>Claim.</b> {what} {verdict} {a.get('gradient')}: {a.get('method', '').capitalize()} "
+    text = (f"<p><b>Claim.</b> {what} {verdict} the {a.get('gradient')}: {a.get('method', '').capitalize()} "
             f"r = {r:.2f}, {_p(p)} (two-sided; one map against one gradient, so no family to correct over). "
             f"Null: {a.get('n_null')} maps from {null}, which keep the map's spatial autocorrelation "
             "(a plain permutation of regions would not).</p>")
@@ -71,12 +71,21 @@ def gradient_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
         text += f"<p>{a['n_dropped']} regions without a {a.get('map')} layer are left out.</p>"
     w.report.add_html(text, title="Gradient alignment: claim", section="Gradient alignment")
     fig = plot_gradient_alignment(ds, title=f"{a.get('map')} layer vs {a.get('gradient')}")
+    noise_name = {"reliability": "reliability (noise map)"}.get(a.get("noise"), f"noise ({a.get('noise')})")
     w.figure(fig, "Gradient alignment", f"Left: {a.get('map')} layer per region against the gradient, with the "
              f"least-squares line. Right: r of the {a.get('n_null')} null maps ({null}) with the observed r"
              + (" and, beside it, the partial r under the Freedman–Lane null." if "r_partial" in ds else "."),
              "Gradient alignment")
+    from .stage_inputs import SCHAEFER_NAME
+
+    if all(SCHAEFER_NAME.fullmatch(str(r)) for r in ds["region"].values):
+        fig = plot_gradient_surface(ds)
+        w.figure(fig, "Gradient alignment on the cortex", f"Top: the {a.get('map')} layer per parcel; bottom: "
+                 f"the {a.get('gradient')}; on brainspace's conte69 surface (grey: parcels without a value; colour "
+                 "scales from the 2nd to the 98th percentile).", "Gradient alignment")
     cols = [v for v in ("layer_map", "gradient", "noise") if v in ds]
-    table = ds[cols].to_dataframe().reset_index()[["region", *cols]]
+    table = ds[cols].to_dataframe().reset_index()[["region", *cols]].rename(
+        columns={"layer_map": f"{a.get('map')} layer", "noise": noise_name})
     w.table(table, "Gradient alignment: regions", "Gradient alignment",
             note="The map and the gradient per region (the points of the scatter).")
 
@@ -98,18 +107,14 @@ def leadlag_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
               f"{a.get('n_null')} surrogates ({_NULLS.get(a.get('null'), a.get('null'))} of the region signals) — "
               f"family-wise over regions × lags, per rating; peak-lag interval: {a.get('ci', 0.95):.0%} "
               f"{a.get('bootstrap')} bootstrap")
-    claims, rows = [], []
+    claims, rows, figures = [], [], []
     for rating in [str(v) for v in ds["rating"].values]:
         sub = ds.sel(rating=rating)
         order = np.argsort(np.nan_to_num(sub["p_peak"].values, nan=2.0) - 1e-6 * np.abs(sub["peak_r"].values))
         regions = [str(v) for v in sub["region"].values]
         best = regions[order[0]]
         claims.append(describe_lead_lag(_one_lag(ds, rating, best), alpha=alpha))
-        fig = plot_lead_lag(_one_lag(ds, rating, best), alpha=alpha)
-        w.figure(fig, f"Lead-lag: {rating}", f"r(region[t], {rating}[t + lag]) within stimulus for {best} (the "
-                 f"region with the smallest p); dashed: the {1 - alpha:.0%} quantile of the max-over-lags-and-regions "
-                 "null; shade: the peak lag's interval.", "Lead–lag")
-        _close(fig)
+        figures.append((rating, best))
         for k in order:
             rows.append({"rating": rating, "region": regions[k], "peak lag (s)": float(sub["peak_lag"][k]),
                          "interval (s)": f"[{float(sub['peak_lag_low'][k]):g}, {float(sub['peak_lag_high'][k]):g}]",
@@ -117,6 +122,12 @@ def leadlag_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     items = "".join(f"<li>{c}</li>" for c in claims)
     w.report.add_html(f"<p><b>Claims</b> (the strongest region per rating; a positive lag: the region leads):</p>"
                       f"<ul>{items}</ul><p>{family}.</p>", title="Lead–lag: claims", section="Lead–lag")
+    for rating, best in figures:
+        fig = plot_lead_lag(_one_lag(ds, rating, best), alpha=alpha)
+        w.figure(fig, f"Lead-lag: {rating}", f"r(region[t], {rating}[t + lag]) within stimulus for {best} (the "
+                 f"region with the smallest p); dashed: the {1 - alpha:.0%} quantile of the max-over-lags-and-regions "
+                 "null; shade: the peak lag's interval.", "Lead–lag")
+        _close(fig)
     table = pd.DataFrame(rows)
     w.table(table, "Lead-lag: every region's peak", "Lead–lag", show=table[table["p"] < alpha],
             note=f"Peak lag with its interval, r and p per rating and region ({family}); significant rows shown.")
@@ -129,7 +140,7 @@ def renditions_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
 
     a = ds.attrs
     measure = "1 − linear CKA" if a.get("measure") == "cka" else "1 − correlation"
-    claims, frames = [], []
+    claims, frames, figures = [], [], []
     for pair in [str(v) for v in ds["pair"].values]:
         sub = ds.sel(pair=pair)
         one = sub.dropna("shift", how="all", subset=["null"]).dropna("window", how="all", subset=["window_distance"])
@@ -143,11 +154,7 @@ def renditions_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
                       + f" (p_fwer < {alpha}); closest relative to the null at layer {layers[k]} "
                       f"({measure} = {float(one['distance'][k]):.3f}, {float(one['relative'][k]):.2f} × the shifted "
                       f"mean, p_fwer = {float(one['p_fwer'][k]):.3g}; {n_shift} shifts)")
-        fig = plot_rendition_distance(one)
-        w.figure(fig, f"Renditions: {pair}", f"{measure} per layer between {pair} over {a.get('window_s', '')} s "
-                 f"windows of aligned time (align: {a.get('align')}); grey: the 5–95 % band of {n_shift} time "
-                 "shifts of the second rendition; stars: p_fwer < .05.", "Renditions")
-        _close(fig)
+        figures.append((pair, one, n_shift))
         df = one[["distance", "relative", "p", "p_fwer"]].to_dataframe().reset_index()
         frames.append(df[["layer", "distance", "relative", "p", "p_fwer"]].assign(pair=pair))
     items = "".join(f"<li>{c}</li>" for c in claims)
@@ -155,6 +162,12 @@ def renditions_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
                       "distance over all layers inside each time shift of the second rendition (which keeps each "
                       "rendition's own temporal structure and breaks their alignment) — family-wise over layers; "
                       f"p: per layer.</p>", title="Renditions: claims", section="Renditions")
+    for pair, one, n_shift in figures:
+        fig = plot_rendition_distance(one)
+        w.figure(fig, f"Renditions: {pair}", f"{measure} per layer between {pair} over {float(a.get('window_s', 0)):g} s "
+                 f"windows of aligned time (align: {a.get('align')}); grey: the 5–95 % band of {n_shift} time "
+                 "shifts of the second rendition; stars: p_fwer < .05.", "Renditions")
+        _close(fig)
     table = pd.concat(frames, ignore_index=True)
     w.table(table[["pair", "layer", "distance", "relative", "p", "p_fwer"]], "Renditions: distance per layer",
             "Renditions", rows=30, note=f"{measure} per layer; relative: over the mean of the time-shift null.")

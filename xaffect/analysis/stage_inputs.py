@@ -212,5 +212,6 @@ def hcp_parcel_gradient(regions: list[str], *, hemisphere: str, component: int =
     if missing:
         raise InputError(f"analyses.gradient: regions {missing[:3]} are not in brainspace's parcellation")
     g = parcellate(load_hcp_gradient(hemisphere, component=component), parcels).sel(region=keep)
-    g.attrs["long_name"] = f"HCP FC gradient {component + 1} (conte69, {hemisphere})"
+    g.attrs["long_name"] = (f"HCP principal FC gradient G1 ({hemisphere}, parcel means)" if component == 0 else
+                            f"HCP FC gradient {component + 1} ({hemisphere}, parcel means)")
     return xr.Dataset({"gradient": g, "xyz": parcels["centroid"].sel(region=keep).rename(axis="axis")})
