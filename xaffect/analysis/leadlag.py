@@ -264,7 +264,7 @@ def plot_lead_lag(result: xr.Dataset, *, alpha: float = 0.05, ax: Any = None):
 
     if result["r"].ndim != 1:
         raise InputError("plot_lead_lag: select one region first, e.g. result.sel(region='vmPFC')")
-    fig, ax = (plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax))
+    fig, ax = (plt.subplots(figsize=(7.5, 3.5)) if ax is None else (ax.figure, ax))
     lag = result["lag"].values
     ax.plot(lag, result["r"].values, "o-", color="C0", ms=3, label="r(region[t], rating[t + lag])")
     thr = float(np.quantile(result["null_max"].values, 1 - alpha))
@@ -277,6 +277,6 @@ def plot_lead_lag(result: xr.Dataset, *, alpha: float = 0.05, ax: Any = None):
     ax.set_xlabel("lag (s); > 0: region leads")
     ax.set_ylabel("r")
     ax.set_title(f"{result.attrs.get('region')} vs {result.attrs.get('rating')}")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     fig.tight_layout()
     return fig

@@ -43,8 +43,10 @@ def _close(fig: Any) -> None:
     plt.close(fig)
 
 
-def _p(p: float) -> str:
-    return f"p = {p:.3g}"
+def _p(p: float, n: int | None = None, name: str = "p") -> str:
+    """``p = 0.0123``, saying so when it is the smallest p that ``n`` resamples can give."""
+    floor = n is not None and p <= 1.0 / (int(n) + 1) + 1e-12
+    return f"{name} = {p:.3g}" + (f" (the smallest {n} resamples can give)" if floor else "")
 
 
 # ------------------------------------------------------------------ gradient
@@ -59,13 +61,13 @@ def gradient_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
             f"regions{' of the ' + a['hemisphere'] + ' hemisphere' if a.get('hemisphere') else ''}")
     verdict = "follows" if p < alpha else "does not detectably follow"
     text = (f"<p><b>Claim.</b> {what} {verdict} the {a.get('gradient')}: {a.get('method', '').capitalize()} "
-            f"r = {r:.2f}, {_p(p)} (two-sided; one map against one gradient, so no family to correct over). "
+            f"r = {r:.2f}, {_p(p, a.get('n_null'))} (two-sided; one map against one gradient, so no family to correct over). "
             f"Null: {a.get('n_null')} maps from {null}, which keep the map's spatial autocorrelation "
             "(a plain permutation of regions would not).</p>")
     if "r_partial" in ds:
         rp, pp = float(ds["r_partial"]), float(ds["p_partial"])
         text += (f"<p><b>Is it noise structure?</b> With the noise map ({a.get('noise')}) partialled out of both: "
-                 f"r = {rp:.2f}, {_p(pp)} (Freedman–Lane: the layer map's residual on the noise map randomised by "
+                 f"r = {rp:.2f}, {_p(pp, a.get('n_null'))} (Freedman–Lane: the layer map's residual on the noise map randomised by "
                  f"the same null) — the alignment {'survives' if pp < alpha else 'does not survive'} the control.</p>")
     if a.get("n_dropped"):
         text += f"<p>{a['n_dropped']} regions without a {a.get('map')} layer are left out.</p>"
@@ -153,7 +155,7 @@ def renditions_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
                       + (f"layers {', '.join(map(str, sig))}" if sig.size else "no layer")
                       + f" (p_fwer < {alpha}); closest relative to the null at layer {layers[k]} "
                       f"({measure} = {float(one['distance'][k]):.3f}, {float(one['relative'][k]):.2f} × the shifted "
-                      f"mean, p_fwer = {float(one['p_fwer'][k]):.3g}; {n_shift} shifts)")
+                      f"mean, {_p(float(one['p_fwer'][k]), n_shift, 'p_fwer')}; {n_shift} shifts)")
         figures.append((pair, one, n_shift))
         df = one[["distance", "relative", "p", "p_fwer"]].to_dataframe().reset_index()
         frames.append(df[["layer", "distance", "relative", "p", "p_fwer"]].assign(pair=pair))
@@ -184,11 +186,11 @@ def clips_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     text = (f"<p><b>Claim.</b> Clip labels <i>{a.get('labels')}</i> ({a.get('n_clips')} clips, {a.get('n_splits')}-fold "
             f"{'grouped ' if a.get('grouped') else ''}cross-validation, {score}; chance {float(a.get('chance', 0)):.2f}) "
             f"are predicted best from layer {ds['best_layer'].item()} of {a.get('features')}: {score} "
-            f"{float(ds['best_score']):.3f}, {_p(float(ds['p_best']))} (against the best layer's score inside each of "
+            f"{float(ds['best_score']):.3f}, {_p(float(ds['p_best']), n_perm)} (against the best layer's score inside each of "
             f"{n_perm} label permutations — family-wise over layers, so picking the best layer is paid for).")
     if "classical_score" in ds:
         text += (f" The classical descriptors ({a.get('classical')}): {float(ds['classical_score']):.3f}, "
-                 f"{_p(float(ds['classical_p']))} (same folds and permutations).")
+                 f"{_p(float(ds['classical_p']), n_perm)} (same folds and permutations).")
     text += "</p>"
     if "contest_p" in ds:
         d, c, p = float(ds["contest_deep_score"]), float(ds["contest_classical_score"]), float(ds["contest_p"])
