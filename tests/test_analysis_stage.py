@@ -237,3 +237,77 @@ def test_bad_inputs_fail_in_one_line_and_leave_stores(study_dir, section, error,
         run_study(load_study(study_dir / "bad.yaml"), stages=["analyses"], progress=False, echo=lambda *a: None)
     assert "\n" not in str(err.value)
     assert {n: ws.metadata(n)["xaffect"]["path"] for n in ws.names()} == before
+
+
+def test_lab_gradient_file_with_spins_and_a_noise_file(study_dir, tmp_path):
+    """A lab's own gradient and noise map (files hashed into the identity), spins of the parcel positions."""
+    import shutil
+
+    from xaffect.analysis.stage_inputs import hcp_parcel_gradient
+
+    root = tmp_path / "copy"
+    shutil.copytree(study_dir, root)
+    regions = [f"schaefer100_lh_{k:03d}" for k in range(1, 51)]
+    hcp = hcp_parcel_gradient(regions, hemisphere="lh")
+    xyz = hcp["xyz"].values
+    rows = "".join(f"{r}\t{g}\t{x}\t{y}\t{z}\n" for r, g, (x, y, z) in zip(regions, hcp["gradient"].values, xyz))
+    (root / "g.tsv").write_text("region\tgradient\tx\ty\tz\n" + rows)
+    (root / "noise.csv").write_text("region,noise\n" + "".join(f"{r},{k % 7}\n" for k, r in enumerate(regions)))
+    (root / "study.yaml").write_text((root / "head.yaml").read_text() + "analyses:\n  gradient: {gradient_file: g.tsv, "
+                                     "noise_file: noise.csv, null: spin, n_null: 99}\n")
+    study = load_study(root / "study.yaml")
+    run_study(study, stages=["analyses"], progress=False, echo=lambda *a: None)
+    ds = study.workspace.open("analysis.gradient").load()
+    assert ds.attrs["null"] == "spin" and ds.attrs["gradient"] == "gradient of g.tsv" and ds.attrs["noise"] == "noise.csv"
+    assert ds["r"] > 0.6 and ds["p"] < 0.05 and ds.sizes["null_map"] == 99 and "r_partial" in ds
+    refs = [i["ref"] for i in study.workspace.provenance("analysis.gradient")["inputs"]]
+    assert any(r.endswith("g.tsv") for r in refs) and any(r.endswith("noise.csv") for r in refs)
+    # a gradient file without positions cannot give a spatial null: one line naming the key
+    (root / "g.tsv").write_text("region\tgradient\n" + "".join(f"{r}\t{k}\n" for k, r in enumerate(regions)))
+    with pytest.raises(ConfigError, match=r"analyses\.gradient\.gradient_file: .*g\.tsv has no x, y, z columns") as err:
+        run_study(load_study(root / "study.yaml"), stages=["analyses"], progress=False, echo=lambda *a: None)
+    assert "\n" not in str(err.value)
+
+
+def test_a_registered_analysis_gets_its_key_store_and_section(study_dir, tmp_path, monkeypatch):
+    """The hook the differential analysis will use: one ANALYSES entry -> a config key, a store, a section."""
+    import shutil
+
+    from xaffect.analysis import layer_profile
+    from xaffect.analysis.analyses_stage import ANALYSES, AnalysisSpec
+    from xaffect.analysis.plots import plot_layer_profiles
+    from xaffect.config import Field
+
+    def build(study, cfg):
+        return layer_profile(study.workspace.open("scores").load(), feature_set=cfg["feature_set"], n_boot=20)
+
+    def section(w, ds, *, alpha):
+        w.report.add_html("<p>profile claim</p>", title="Profile: claim", section="Profile")
+        w.figure(plot_layer_profiles(ds, max_panels=2), "Profile", "two panels", "Profile")
+
+    monkeypatch.setitem(ANALYSES, "profile", AnalysisSpec(
+        config={"feature_set": Field(str, default="vggish", help="deep feature set")},
+        inputs=lambda study, cfg: ["scores"], build=build, section=section, help="a layer profile"))
+    root = tmp_path / "copy"
+    shutil.copytree(study_dir, root)
+    (root / "study.yaml").write_text((root / "head.yaml").read_text() + "analyses:\n  profile: {}\n")
+    study = load_study(root / "study.yaml")
+    assert run_study(study, stages=["analyses"], progress=False, echo=lambda *a: None)["analyses"] == \
+        ["analysis.profile"]
+    # the report's own writer adds the section (the full report is the first test's)
+    import mne
+
+    from xaffect.analysis.report import _Writer
+    from xaffect.analysis.report_analyses import add_analysis_sections
+
+    for sub in ("figures", "tables"):
+        (tmp_path / "out" / sub).mkdir(parents=True)
+    for name in ("analysis.gradient", "analysis.leadlag", "analysis.renditions", "analysis.clips"):
+        study.workspace.remove(name)
+    w = _Writer(mne.Report(title="t", verbose="error"), tmp_path / "out")
+    assert add_analysis_sections(w, study.workspace, study.workspace.names(), alpha=0.05) == ["analysis.profile"]
+    w.report.save(tmp_path / "out" / "r.html", open_browser=False, verbose="error")
+    assert w.figures[-1] == "figures/Profile.svg" and "profile claim" in (tmp_path / "out" / "r.html").read_text()
+    with pytest.raises(ConfigError, match=r"analyses\.profile\.feature_st: unknown key \(did you mean 'feature_set'"):
+        (root / "bad.yaml").write_text((root / "head.yaml").read_text() + "analyses:\n  profile: {feature_st: x}\n")
+        load_study(root / "bad.yaml")

@@ -22,6 +22,8 @@ Adding an analysis (e.g. ``differential``) is one entry in :data:`ANALYSES`::
         section=report_analyses.differential_section,    # (writer, ds, alpha=...) -> None
         help="emotionality vs enjoyment: layer profiles, best layers, region maps")
 
+(in this module's ``ANALYSES`` literal, or registered from elsewhere before
+the study is loaded); ``study.yaml`` then accepts ``analyses: {differential: {...}}``
 and the report shows its section whenever ``analysis.differential`` exists.
 """
 
@@ -367,9 +369,24 @@ def run_analyses(study, *, force: bool = False, progress: bool = True) -> list[s
     return written
 
 
-#: The ``analyses`` section: one mapping per analysis asked for (``gradient: {}`` for its defaults).
-CONFIG = {name: Field(dict, default=None, item=spec.config, help=f"{spec.help} -> analysis.{name}")
-          for name, spec in ANALYSES.items()}
+class _AnalysesSchema(Mapping):
+    """The ``analyses`` section's schema, read from :data:`ANALYSES` when used: a registered analysis is a key.
+
+    Each key takes a mapping of that analysis' keys (``gradient: {}`` for its defaults).
+    """
+
+    def __getitem__(self, name: str) -> Field:
+        spec = ANALYSES[name]
+        return Field(dict, default=None, item=spec.config, help=f"{spec.help} -> analysis.{name}")
+
+    def __iter__(self):
+        return iter(ANALYSES)
+
+    def __len__(self) -> int:
+        return len(ANALYSES)
+
+
+CONFIG = _AnalysesSchema()
 
 STAGES = {"analyses": StageSpec(config=CONFIG, run=run_analyses, help="second-seed analyses -> analysis.* stores",
                                 requires=())}

@@ -6,6 +6,11 @@ over, and adds the figure and the table (via the report's writer:
 PNG in the page, SVG and CSV beside it). :func:`add_analysis_sections` adds one
 section per store present, in the order of
 :data:`xaffect.analysis.analyses_stage.ANALYSES`.
+
+A section is ``section(writer, ds, *, alpha)``; the writer (the report's
+``_Writer``) offers ``writer.report.add_html(html, title=..., section=...)``,
+``writer.figure(fig, title, caption, section)`` and
+``writer.table(df, title, section, note=..., rows=..., show=...)``.
 """
 
 from __future__ import annotations
