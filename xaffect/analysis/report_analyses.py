@@ -66,14 +66,15 @@ def gradient_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
             f"regions{' of the ' + a['hemisphere'] + ' hemisphere' if a.get('hemisphere') else ''}")
     verdict = "follows" if p < alpha else "does not detectably follow"
     text = (f"<p><b>Claim.</b> {what} {verdict} the {a.get('gradient')}: {a.get('method', '').capitalize()} "
-            f"r = {r:.2f}, {_p(p, a.get('n_null'))} (two-sided; one map against one gradient, so no family to correct over). "
+            f"r = {r:.2f}, {_p(p, a.get('n_null'))} (two-sided; one map against one gradient, so no family to "
+            "correct over). "
             f"Null: {a.get('n_null')} maps from {null}, which keep the map's spatial autocorrelation "
             "(a plain permutation of regions would not).</p>")
     if "r_partial" in ds:
         rp, pp = float(ds["r_partial"]), float(ds["p_partial"])
         text += (f"<p><b>Is it noise structure?</b> With the noise map ({a.get('noise')}) partialled out of both: "
-                 f"r = {rp:.2f}, {_p(pp, a.get('n_null'))} (Freedman–Lane: the layer map's residual on the noise map randomised by "
-                 f"the same null) — the alignment {'survives' if pp < alpha else 'does not survive'} the control.</p>")
+                 f"r = {rp:.2f}, {_p(pp, a.get('n_null'))} (Freedman–Lane: the layer map's residual on the noise "
+                 f"map randomised by the same null) — the alignment {'survives' if pp < alpha else 'does not survive'} the control.</p>")
     if a.get("n_dropped"):
         text += f"<p>{a['n_dropped']} regions without a {a.get('map')} layer are left out.</p>"
     w.report.add_html(text, title="Gradient alignment: claim", section="Gradient alignment")
