@@ -117,7 +117,7 @@ ANALYSES_YAML = """\
 analyses:
   gradient: {noise_map: reliability, n_null: 199}
   leadlag: {ratings: [enjoyment], lags: [-6, 6], n_null: 199, n_boot: 199}
-  renditions: {features: features.vggish, pairs: [[song_a, song_b]], window: 10, n_null: 99}
+  renditions: {features: features.vggish, pairs: [[song_a, song_b], [song_b, song_a]], window: 10, n_null: 99}
   clips: {features: features.vggish, classical: features.lld, labels: clips.tsv, label: quadrant, n_splits: 4,
           n_permutations: 99}
 """
@@ -190,8 +190,11 @@ def test_analyses_become_stores_and_report_sections(study_dir):
         assert section in page and f"figures/{figure}.svg" in summary["report"]["figures"]
         assert (study_dir / "ws" / "report" / "figures" / f"{figure}.svg").is_file()
     assert "figures/Gradient_alignment_on_the_cortex.svg" in summary["report"]["figures"]  # the surface view
+    for a, b in (("song_a", "song_b"), ("song_b", "song_a")):   # each pair's figure has its own title
+        svg = (study_dir / "ws" / "report" / "figures" / f"Renditions_{a}_vs_{b}.svg").read_text()
+        assert f"{a} vs {b}" in svg and f"{b} vs {a}" not in svg
     assert "Moran spectral randomisation" in page and "Freedman–Lane" in page
-    assert f"region {LEADER} precedes rating enjoyment by {LAG} s" in page
+    assert f"region {LEADER} precedes rating enjoyment by {LAG} s" in page and "max over lags and 50 regions" in page
     assert "family-wise over layers" in page and "exact McNemar" in page
     imgs = re.findall(r'<img class="figure-img[^>]*src="data:image/png;base64,', page)
     assert len(imgs) == len(summary["report"]["figures"])

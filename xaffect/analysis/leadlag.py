@@ -237,7 +237,8 @@ def describe_lead_lag(result: xr.Dataset, *, alpha: float = 0.05) -> str:
         a["region"] = str(result[scalar[0]].values)
     lag, p = float(result["peak_lag"]), float(result["p_peak"])
     ci = f"{a.get('ci', 0.95):.0%} CI {float(result['peak_lag_low']):g} to {float(result['peak_lag_high']):g} s"
-    stats_ = f"r = {float(result['peak_r']):.2f}, p = {p:.3g} (max over lags, {a.get('null')} null), {ci}"
+    family = a.get("family", "lags")    # "lags and regions" when selected from a multi-region result
+    stats_ = f"r = {float(result['peak_r']):.2f}, p = {p:.3g} (max over {family}, {a.get('null')} null), {ci}"
     if p >= alpha:
         return f"no lead-lag between region {a.get('region')} and rating {a.get('rating')} ({stats_})"
     if lag > 0:

@@ -101,7 +101,8 @@ def gradient_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
 # ------------------------------------------------------------------ lead-lag
 def _one_lag(ds: xr.Dataset, rating: str, region: str) -> xr.Dataset:
     one = ds.sel(rating=rating, region=region, drop=True)
-    one.attrs.update(rating=rating, region=region)
+    # a new dict: selections share their parent's attrs dict, and every figure needs its own
+    one.attrs = {**ds.attrs, "rating": rating, "region": region, "family": f"lags and {ds.sizes['region']} regions"}
     return one
 
 
@@ -152,7 +153,7 @@ def renditions_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     for pair in [str(v) for v in ds["pair"].values]:
         sub = ds.sel(pair=pair)
         one = sub.dropna("shift", how="all", subset=["null"]).dropna("window", how="all", subset=["window_distance"])
-        one.attrs.update(a=str(sub["a"].values), b=str(sub["b"].values), measure=a.get("measure"))
+        one.attrs = {**a, "a": str(sub["a"].values), "b": str(sub["b"].values)}   # its own dict (see _one_lag)
         layers = one["layer"].values
         sig = layers[one["p_fwer"].values < alpha]
         k = int(np.nanargmin(one["relative"].values))
