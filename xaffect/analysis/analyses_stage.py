@@ -107,6 +107,8 @@ def build_gradient(study, cfg: dict) -> xr.Dataset:
     from ._scores import deep_feature_sets
     from .gradients import align_with_gradient, parcel_weights
 
+    if cfg["noise_map"] and cfg["noise_file"]:
+        raise ConfigError("analyses.gradient: give noise_map or noise_file, not both")
     ws = study.workspace
     _need(ws, cfg["scores"], "analyses.gradient.scores")
     full = ws.open(cfg["scores"])
