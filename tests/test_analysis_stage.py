@@ -231,6 +231,8 @@ def test_bad_keys_fail_in_one_line_before_running(study_dir, section, error, mat
      r"analyses\.renditions\.pairs\[0\]: stimulus 'song_c' is not in 'features\.vggish'"),
     ("  leadlag: {regions: [vmPFC]}\n", ConfigError, r"analyses\.leadlag\.regions: 'vmPFC' is not in the store"),
     ("  clips: {labels: clips.tsv, label: valence}\n", InputError, r"clips\.tsv: no 'valence' column \(analyses\.clips\.label\)"),
+    ("  gradient: {noise_map: reliability, noise_file: clips.tsv}\n", ConfigError,
+     r"analyses\.gradient: give noise_map or noise_file, not both"),
 ])
 def test_bad_inputs_fail_in_one_line_and_leave_stores(study_dir, section, error, match):
     ws = Workspace(study_dir / "ws")
