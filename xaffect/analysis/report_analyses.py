@@ -201,12 +201,15 @@ def clips_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     text += "</p>"
     if "contest_p" in ds:
         d, c, p = float(ds["contest_deep_score"]), float(ds["contest_classical_score"]), float(ds["contest_p"])
-        chosen = ", ".join(map(str, ds["contest_chosen_layer"].values))
+        layers, counts = np.unique(np.asarray(ds["contest_chosen_layer"].values).ravel(), return_counts=True)
+        chosen = ", ".join(f"{v} ({n}×)" for v, n in zip(layers, counts))
+        ci = (f", difference {float(ds['contest_mean_fold_difference']):.3f} [{float(ds['contest_ci_low']):.3f}, "
+              f"{float(ds['contest_ci_high']):.3f}]" if "contest_ci_low" in ds else "")
         verdict = ("predicts them better than" if p < alpha and d > c else
                    "predicts them worse than" if p < alpha else "is not distinguishable from")
-        text += (f"<p><b>Deep vs classical.</b> The deep layer (chosen on inner folds of each training set: layers "
-                 f"{chosen}) {verdict} the classical descriptors on the held-out clips: {d:.3f} vs {c:.3f}, "
-                 f"{_p(p)} ({a.get('contest_test')}, paired on clips).</p>")
+        text += (f"<p><b>Deep vs classical.</b> The deep layer (chosen on inner folds of each training set: layer "
+                 f"{chosen}) {verdict} the classical descriptors on the held-out clips: {d:.3f} vs {c:.3f}{ci}, "
+                 f"{_p(p)} ({a.get('contest_test')}).</p>")
     w.report.add_html(text, title="Clip labels: claims", section="Clip labels")
     fig = plot_clip_profile(ds)
     w.figure(fig, "Clip labels per layer", f"Cross-validated {score} of each layer's clip-pooled features; grey: "
