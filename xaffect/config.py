@@ -133,6 +133,9 @@ def validate_section(section: Any, schema: Mapping[str, Field], *, where: str, r
         section = {}
     if not isinstance(section, Mapping):
         raise ConfigError(f"{where}: must be a mapping of keys to values, got {type(section).__name__}")
+    if None in section and "null" in schema and "null" not in section:
+        # YAML reads an unquoted `null:` key as None; the schemas' `null` (the surrogate null) is meant
+        section = {("null" if k is None else k): v for k, v in section.items()}
     out: dict[str, Any] = {}
     sep = " " if where.endswith(":") else "."
     for key in section:

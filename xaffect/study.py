@@ -11,7 +11,7 @@ Example::
     rate: 1.0                       # analysis clock in Hz (1/TR for fMRI)
     stimuli:
       - {name: clip01, path: stimuli/clip01.mp4}
-    stages: [stems, features, regions, synchrony, targets, encode, report]
+    stages: [stems, features, regions, synchrony, targets, encode, analyses, report]
     stems: {backend: auto}
     ...
 """
@@ -41,6 +41,7 @@ _STAGE_MODULES = {
     "synchrony": "xaffect.synchrony.stage",
     "targets": "xaffect.synchrony.stage",
     "encode": "xaffect.encoding.stage",
+    "analyses": "xaffect.analysis.analyses_stage",
     "report": "xaffect.analysis.stage",
 }
 #: The order ``xaffect run`` follows.

@@ -6,7 +6,9 @@ Modules: :mod:`.layers` (profiles, best/centroid layer, layer vs layer),
 :mod:`.compare` (comparisons that select a layer on inner folds),
 :mod:`.zones` (middle vs final on a band fixed in advance), :mod:`.effects`
 (recovered effects vs ground truth), :mod:`.differential` (two targets' profiles,
-best layers and region maps, paired), :mod:`.plots`, :mod:`.report`.
+best layers and region maps, paired), :mod:`.plots`, :mod:`.report`; the second
+seed's analyses as stores: :mod:`.analyses_stage` (the ``analyses`` stage),
+:mod:`.report_analyses` (their report sections).
 """
 
 from ..encoding._compare import corrected_resampled_interval, corrected_resampled_ttest
@@ -24,6 +26,7 @@ from .differential import describe_differential, differential_encoding, plot_dif
 from .clips import clip_label_profile, deep_vs_classical_clips, plot_clip_profile, pool_clips
 from .gradients import (align_with_gradient, fit_moran, load_conte69_sphere, load_hcp_gradient, load_schaefer_parcels,
                         make_spins, parcel_weights, parcellate, spatial_correlation)
+from .gradient_plot import plot_gradient_alignment, plot_gradient_surface
 from .leadlag import describe_lead_lag, lagged_correlation, lead_lag, plot_lead_lag
 from .renditions import align_renditions, plot_rendition_distance, rendition_distance, window_distance
 
@@ -38,6 +41,7 @@ __all__ = [
     "plot_deep_vs_classical", "plot_regions", "plot_regions_surface", "split_region",
     "align_with_gradient", "make_spins", "fit_moran", "parcel_weights", "spatial_correlation",
     "load_hcp_gradient", "load_conte69_sphere", "load_schaefer_parcels", "parcellate",
+    "plot_gradient_alignment", "plot_gradient_surface",
     "lead_lag", "lagged_correlation", "describe_lead_lag", "plot_lead_lag",
     "rendition_distance", "align_renditions", "window_distance", "plot_rendition_distance",
     "pool_clips", "clip_label_profile", "deep_vs_classical_clips", "plot_clip_profile",

@@ -407,7 +407,7 @@ def plot_clip_profile(result: xr.Dataset, *, ax: Any = None):
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = (plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax))
+    fig, ax = (plt.subplots(figsize=(7.5, 3.5)) if ax is None else (ax.figure, ax))
     layers = result["layer"].values
     ax.plot(layers, result["score"].values, "o-", color="C0", label="deep layer")
     ax.fill_between(layers, result["null"].quantile(0.05, "permutation").values,
@@ -420,6 +420,6 @@ def plot_clip_profile(result: xr.Dataset, *, ax: Any = None):
     ax.set_xlabel("layer")
     ax.set_ylabel(result.attrs.get("scoring", "score").replace("_", " "))
     ax.set_title(f"clip labels: {result.attrs.get('labels', '')}")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     fig.tight_layout()
     return fig

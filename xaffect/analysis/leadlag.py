@@ -237,7 +237,8 @@ def describe_lead_lag(result: xr.Dataset, *, alpha: float = 0.05) -> str:
         a["region"] = str(result[scalar[0]].values)
     lag, p = float(result["peak_lag"]), float(result["p_peak"])
     ci = f"{a.get('ci', 0.95):.0%} CI {float(result['peak_lag_low']):g} to {float(result['peak_lag_high']):g} s"
-    stats_ = f"r = {float(result['peak_r']):.2f}, p = {p:.3g} (max over lags, {a.get('null')} null), {ci}"
+    family = a.get("family", "lags")    # "lags and regions" when selected from a multi-region result
+    stats_ = f"r = {float(result['peak_r']):.2f}, p = {p:.3g} (max over {family}, {a.get('null')} null), {ci}"
     if p >= alpha:
         return f"no lead-lag between region {a.get('region')} and rating {a.get('rating')} ({stats_})"
     if lag > 0:
@@ -264,18 +265,19 @@ def plot_lead_lag(result: xr.Dataset, *, alpha: float = 0.05, ax: Any = None):
 
     if result["r"].ndim != 1:
         raise InputError("plot_lead_lag: select one region first, e.g. result.sel(region='vmPFC')")
-    fig, ax = (plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax))
+    fig, ax = (plt.subplots(figsize=(7.5, 3.5)) if ax is None else (ax.figure, ax))
     lag = result["lag"].values
     ax.plot(lag, result["r"].values, "o-", color="C0", ms=3, label="r(region[t], rating[t + lag])")
     thr = float(np.quantile(result["null_max"].values, 1 - alpha))
     for sign in (1, -1):
         ax.axhline(sign * thr, color="0.5", ls="--", label=f"max-over-lags null, {1 - alpha:.0%}" if sign > 0 else None)
-    ax.axvspan(float(result["peak_lag_low"]), float(result["peak_lag_high"]), color="C1", alpha=0.2,
+    half = 0.5 * float(np.min(np.diff(lag))) if lag.size > 1 else 0.5   # a one-lag interval stays visible
+    ax.axvspan(float(result["peak_lag_low"]) - half, float(result["peak_lag_high"]) + half, color="C1", alpha=0.2,
                label=f"peak lag {result.attrs.get('ci', 0.95):.0%} interval")
     ax.axvline(0, color="k", lw=0.5)
     ax.set_xlabel("lag (s); > 0: region leads")
     ax.set_ylabel("r")
     ax.set_title(f"{result.attrs.get('region')} vs {result.attrs.get('rating')}")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     fig.tight_layout()
     return fig

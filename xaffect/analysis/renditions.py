@@ -218,7 +218,7 @@ def plot_rendition_distance(result: xr.Dataset, *, ax: Any = None):
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = (plt.subplots(figsize=(6, 3.5)) if ax is None else (ax.figure, ax))
+    fig, ax = (plt.subplots(figsize=(7.5, 3.5)) if ax is None else (ax.figure, ax))
     layers = result["layer"].values
     ax.fill_between(layers, result["null"].quantile(0.05, "shift").values,
                     result["null"].quantile(0.95, "shift").values, color="0.8", label="time-shift null 5-95 %")
@@ -228,6 +228,6 @@ def plot_rendition_distance(result: xr.Dataset, *, ax: Any = None):
     ax.set_xlabel("layer")
     ax.set_ylabel(f"1 - {'linear CKA' if result.attrs.get('measure') == 'cka' else 'correlation'}")
     ax.set_title(f"{result.attrs.get('a')} vs {result.attrs.get('b')}")
-    ax.legend(fontsize=7, frameon=False)
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # off the data
     fig.tight_layout()
     return fig

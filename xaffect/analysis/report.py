@@ -9,8 +9,9 @@ under the declared family, r, selection-honest r and r / noise ceiling),
 layer profiles as small multiples with the null band and per-layer
 significance, middle vs final on the pre-set band, voice vs soundtrack,
 deep vs classical, region maps thresholded by the family with EEG leakage
-marked (:mod:`xaffect.neural.crosstalk`), the targets, and provenance in
-full. Beside it: ``figures/*.svg`` (every figure), ``tables/*.csv`` (every
+marked (:mod:`xaffect.neural.crosstalk`), the targets, a section per
+``analysis.*`` store (:mod:`.report_analyses`: gradient alignment, lead-lag,
+renditions, clip labels), and provenance in full. Beside it: ``figures/*.svg`` (every figure), ``tables/*.csv`` (every
 table, all rows; the HTML shows the rows a reader needs) and
 ``summary.json`` (recovered effects in the keys of a simulated study's
 ``ground_truth.json``).
@@ -39,6 +40,7 @@ from . import plots
 from ._scores import classical_feature_sets, deep_feature_sets
 from .compare import deep_vs_classical, element_contrast
 from .layers import layer_profile
+from .report_analyses import add_analysis_sections
 from .report_content import _anatomy, _design, _energy_ratio, _leakage, _n_text, build_summary, region_values
 from .report_tables import noise_ceiling, provenance_table, region_table, run_provenance, summary_table, to_html
 from .zones import middle_vs_final
@@ -320,6 +322,9 @@ def write_report(workspace: Any, out_dir: str | os.PathLike, *, study: Any = Non
 
         w.figure(plot_ratings(workspace.open("targets").load()), "Ratings",
                  "Continuous ratings with the inter-rater band.", "Targets")
+
+    # ------------------------------------------- analysis.* stores (issue 17)
+    add_analysis_sections(w, workspace, names, alpha=alpha)
 
     # --------------------------------------------------------- provenance
     run = run_provenance(argv)
