@@ -307,8 +307,8 @@ def test_a_registered_analysis_gets_its_key_store_and_section(study_dir, tmp_pat
 
     for sub in ("figures", "tables"):
         (tmp_path / "out" / sub).mkdir(parents=True)
-    for name in ("analysis.gradient", "analysis.leadlag", "analysis.renditions", "analysis.clips"):
-        study.workspace.remove(name)
+    for name in [n for n in study.workspace.names() if n.startswith("analysis.") and n != "analysis.profile"]:
+        study.workspace.remove(name)         # whatever other tests of this module left in the shared workspace
     w = _Writer(mne.Report(title="t", verbose="error"), tmp_path / "out")
     assert add_analysis_sections(w, study.workspace, study.workspace.names(), alpha=0.05) == ["analysis.profile"]
     w.report.save(tmp_path / "out" / "r.html", open_browser=False, verbose="error")
@@ -316,3 +316,31 @@ def test_a_registered_analysis_gets_its_key_store_and_section(study_dir, tmp_pat
     with pytest.raises(ConfigError, match=r"analyses\.profile\.feature_st: unknown key \(did you mean 'feature_set'"):
         (root / "bad.yaml").write_text((root / "head.yaml").read_text() + "analyses:\n  profile: {feature_st: x}\n")
         load_study(root / "bad.yaml")
+
+
+def test_differential_as_a_store_and_a_report_section(study_dir, tmp_path):
+    """``analyses: differential`` compares two targets' layer profiles and best layers through the stage."""
+    import shutil
+
+    from xaffect.analysis.stage_inputs import hcp_parcel_gradient
+
+    root = tmp_path / "diff"
+    shutil.copytree(study_dir, root, ignore=shutil.ignore_patterns("report"))
+    regions = [f"schaefer100_lh_{k:03d}" for k in range(1, 51)]
+    g = hcp_parcel_gradient(regions, hemisphere="lh")["gradient"].values
+    low, high = regions[int(np.argmin(g))], regions[int(np.argmax(g))]    # planted best layers ~1 and ~6
+    (root / "study.yaml").write_text((root / "head.yaml").read_text() + "analyses:\n  differential: {a: [region:"
+                                     f"{low}, region:{high}], b: [region:{high}, region:{low}], n_boot: 500}}\n")
+    study = load_study(root / "study.yaml")
+    run_study(study, progress=False, echo=lambda *a: None)
+    res = study.workspace.open("analysis.differential").load()
+    assert list(res["region"].values) == [low, high]
+    assert (res["best_a"].values == res["best_b"].values[::-1]).all()
+    assert res["best_a"].values[0] <= 2 and res["best_a"].values[1] >= 5
+    assert (res["p_best_differs"] < 0.05).all() and res.attrs["correction"] == "Holm"
+    page = (root / "ws" / "report" / "report.html").read_text()
+    assert "Differential encoding" in page and "are best predicted by different layers" in page
+    with pytest.raises(ConfigError, match=r"analyses\.differential\.b: give as many targets as in a \(2\), got 1"):
+        (root / "bad.yaml").write_text((root / "head.yaml").read_text() + "analyses:\n  differential: {a: "
+                                       f"[region:{low}, region:{high}], b: [region:{high}]}}\n")
+        run_study(load_study(root / "bad.yaml"), stages=["analyses"], progress=False, echo=lambda *a: None)

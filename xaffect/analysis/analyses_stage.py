@@ -8,12 +8,13 @@ one labelled store with provenance and identity (skipped when current)::
       leadlag: {ratings: [enjoyment], lags: [-10, 10]}              # -> analysis.leadlag
       renditions: {features: features.vggish, pairs: [[expressive, mechanical]]}
       clips: {features: features.vggish, classical: features.lld, labels: labels/4q.tsv}
+      differential: {a: [rating:emotionality], b: [rating:enjoyment]}
 
 Inputs are stores by name (``scores``, ``regions``, ``targets``,
 ``features.*``) and the lab's files (gradient, noise map, clip labels), whose
 content the workspace hashes into the identity.
 
-Adding an analysis (e.g. ``differential``) is one entry in :data:`ANALYSES`::
+Adding an analysis is one entry in :data:`ANALYSES`::
 
     ANALYSES["differential"] = AnalysisSpec(
         config={...Field(...)...},                       # its keys under analyses.differential
@@ -334,6 +335,43 @@ def build_clips(study, cfg: dict) -> xr.Dataset:
     return res
 
 
+# -------------------------------------------------------------- differential
+DIFFERENTIAL_CONFIG = {
+    "scores": Field(str, default="scores", help="scores store holding both targets"),
+    "a": Field(list, default=REQUIRED, item=str,
+               help="side a's targets, e.g. [rating:emotionality] (a list of region: targets makes a region map)"),
+    "b": Field(list, default=REQUIRED, item=str, help="side b's targets, paired with a's position by position"),
+    "feature_set": Field((str, None), default=None, help="deep feature set compared (default: the only deep one)"),
+    "element": Field((str, None), default=None, help="element of side a (default: the only one)"),
+    "element_b": Field((str, None), default=None, help="element of side b (default: side a's)"),
+    "method": Field(str, default="fwer", choices=("fwer", "fdr", "none"),
+                    help="correction over the family: Holm, Benjamini-Hochberg or none"),
+    "n_boot": Field(int, default=2000, help="stimulus bootstrap resamples of the best layers"),
+    "seed": Field(int, default=0, help="random seed"),
+}
+
+
+def build_differential(study, cfg: dict) -> xr.Dataset:
+    """``analysis.differential``: :func:`~xaffect.analysis.differential_encoding` of the pairs ``a`` vs ``b``."""
+    from .differential import differential_encoding
+
+    ws = study.workspace
+    _need(ws, cfg["scores"], "analyses.differential.scores")
+    if len(cfg["a"]) != len(cfg["b"]) or not cfg["a"]:
+        raise ConfigError(f"analyses.differential.b: give as many targets as in a ({len(cfg['a'])}), got "
+                          f"{len(cfg['b'])}")
+    full = ws.open(cfg["scores"])
+    sc = full[["r"]].load()
+    try:
+        res = differential_encoding(sc, list(cfg["a"]), list(cfg["b"]), feature_set=cfg["feature_set"],
+                                    element=cfg["element"], element_b=cfg["element_b"], method=cfg["method"],
+                                    n_boot=cfg["n_boot"], seed=cfg["seed"])
+    except InputError as e:  # name the config section the key lives in
+        raise InputError(f"analyses.differential.{e}") from None
+    res.attrs["scores"] = cfg["scores"]
+    return res
+
+
 # ----------------------------------------------------------------- registry
 #: The analyses the stage knows, by their key under ``analyses:``; each writes ``analysis.<key>``.
 ANALYSES: dict[str, AnalysisSpec] = {
@@ -345,6 +383,9 @@ ANALYSES: dict[str, AnalysisSpec] = {
                                report_analyses.renditions_section, "two renditions of a piece, layer by layer"),
     "clips": AnalysisSpec(CLIPS_CONFIG, _clips_inputs, build_clips, report_analyses.clips_section,
                           "clip-level labels predicted from each layer vs classical descriptors"),
+    "differential": AnalysisSpec(DIFFERENTIAL_CONFIG, lambda study, cfg: [cfg["scores"]], build_differential,
+                                 report_analyses.differential_section,
+                                 "two targets (emotionality vs enjoyment): layer profiles, best layers, region maps"),
 }
 
 

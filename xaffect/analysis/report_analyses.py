@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["add_analysis_sections", "gradient_section", "leadlag_section", "renditions_section", "clips_section"]
+__all__ = ["add_analysis_sections", "gradient_section", "leadlag_section", "renditions_section", "clips_section",
+           "differential_section"]
 
 _NULLS = {"spin": "spins of the parcel positions on the sphere", "moran": "Moran spectral randomisation",
           "shift": "circular time shifts within stimulus", "phase": "phase randomisation within stimulus",
@@ -219,3 +220,32 @@ def clips_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     df = ds[["score", "p", "p_fwer"]].to_dataframe().reset_index()[["layer", "score", "p", "p_fwer"]]
     w.table(df, "Clip labels: score per layer", "Clip labels", rows=30,
             note="p: per layer; p_fwer: against the maximum over layers in each permutation.")
+
+
+# -------------------------------------------------------------- differential
+def differential_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
+    """Differential encoding: one sentence per pair, the paired profiles figure, the per-pair table."""
+    from .differential import describe_differential, plot_differential_encoding
+
+    a = ds.attrs
+    pairs = [None] if "pair" not in ds.dims else list(range(ds.sizes["pair"]))
+    sentences = [describe_differential(ds if i is None else ds.isel(pair=i), alpha=alpha) for i in pairs]
+    text = "".join(f"<p><b>Claim.</b> {s}</p>" for s in sentences[:12])
+    text += (f"<p>{a.get('feature_set')}: per layer, the paired difference r<sub>a</sub> − r<sub>b</sub> over the "
+             f"same {a.get('n_folds')} held-out stimuli ({a.get('test')}; {a.get('correction')} over the family "
+             f"<i>{a.get('family')}</i>); best layers selected inside each of {a.get('n_boot')} stimulus "
+             f"resamples ({a.get('resampling')}).</p>")
+    w.report.add_html(text, title="Differential encoding: claims", section="Differential encoding")
+    for i in pairs[:4]:
+        one = ds if i is None else ds.isel(pair=i)
+        fig = plot_differential_encoding(one)
+        w.figure(fig, f"Differential encoding: {one['target_a'].item()} vs {one['target_b'].item()}",
+                 "Layer profiles of both targets with their intervals, the paired difference with its band, and "
+                 "each best layer's bootstrap interval.", "Differential encoding")
+        _close(fig)
+    cols = [v for v in ("best_a", "best_b", "best_difference", "best_difference_lower", "best_difference_upper",
+                        "p_best_differs", "p_profiles_differ", "r_cv_a", "r_cv_b", "p_r_cv") if v in ds]
+    df = ds[cols].to_dataframe().reset_index() if "pair" in ds.dims else ds[cols].to_pandas().to_frame().T
+    w.table(df, "Differential encoding: per pair", "Differential encoding", rows=30,
+            note="p_best_differs: different best layers; p_profiles_differ: the smallest family-corrected "
+                 "per-layer p; p_r_cv: selection-honest best scores compared.")
