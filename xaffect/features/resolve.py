@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError
@@ -19,7 +21,7 @@ from .torchload import load_torch_network
 from .torchnet import TorchNetwork
 from .vggish import VGGishExtractor, load_vggish
 
-__all__ = ["resolve_extractor", "check_models", "store_name", "DEEP", "FIRST_LAYER"]
+__all__ = ["resolve_extractor", "ExtractorRef", "check_models", "store_name", "DEEP", "FIRST_LAYER"]
 
 DEEP = ("hf", "vggish", "torch")
 #: First number of the ``layer`` coordinate: HF hidden states from 0 (the transformer's input),
@@ -113,6 +115,52 @@ def resolve_extractor(spec: dict, study) -> tuple[Any, dict, int]:
         out = (ext, prov, ext.n_layers)
     cache[key] = out
     return out
+
+
+#: Extractors loaded in this process (by :meth:`ExtractorRef.get`), so a dask worker loads each network once.
+_LOADED: dict[str, Any] = {}
+_LOADING = threading.Lock()
+
+
+class ExtractorRef:
+    """A picklable handle on a deep extractor: what to load, not the loaded network.
+
+    The features stage's dask tasks carry this instead of the network, which
+    cannot always be pickled (e.g. weight-norm parametrised torch modules) and
+    would be shipped with every task. Each process, a ``dask worker`` included,
+    loads the network once on first :meth:`get`; the process that built the
+    graph hands over the one it already resolved.
+
+    Parameters
+    ----------
+    spec : dict
+        The validated extractor entry.
+    root : str
+        The study folder its relative paths resolve against (a folder every
+        worker sees: a shared file system on a cluster).
+    """
+
+    def __init__(self, spec: dict, root: str | Path, loaded: Any = None):
+        self.spec, self.root = dict(spec), str(root)
+        self.key = json.dumps([self.spec, self.root], sort_keys=True, default=str)
+        if loaded is not None:
+            with _LOADING:
+                _LOADED.setdefault(self.key, loaded)
+
+    def __getstate__(self) -> dict:
+        return {"spec": self.spec, "root": self.root, "key": self.key}
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` against the study folder (what :meth:`xaffect.study.Study.resolve` does)."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.root) / p).resolve()
+
+    def get(self) -> Any:
+        """The extractor, loaded in this process on first use."""
+        with _LOADING:
+            if self.key not in _LOADED:
+                _LOADED[self.key] = resolve_extractor(self.spec, self)[0]
+            return _LOADED[self.key]
 
 
 def check_models(study) -> list[str]:
