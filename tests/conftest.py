@@ -57,13 +57,14 @@ class DaskCluster:
     scheduler's; ``workers`` the worker processes, in start order.
     """
 
-    def __init__(self, folder, n_workers: int = 2, memory_limit: str = "2GiB"):
+    def __init__(self, folder, n_workers: int = 2, memory_limit: str = "2GiB", preload: tuple = ()):
         import json
         import subprocess
         import sys
         import time
 
         self._folder, self._memory_limit = folder, memory_limit
+        self._preload = [a for m in preload for a in ("--preload", m)]  # modules a worker imports as it starts
         sched_file = folder / f"scheduler-{time.monotonic_ns()}.json"
         self._env = dict(os.environ, **S3_CREDS, DASK_DISTRIBUTED__WORKER__DAEMON="False")
         self._common = dict(env=self._env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -86,7 +87,7 @@ class DaskCluster:
 
         p = subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(self._sched_file),
                               "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
-                              "--memory-limit", self._memory_limit], **self._common)
+                              "--memory-limit", self._memory_limit, *self._preload], **self._common)
         self.workers.append(p)
         return p
 
@@ -136,8 +137,13 @@ class DaskCluster:
 
 @pytest.fixture
 def dask_cluster(tmp_path):
-    """A scheduler and two worker processes (see :class:`DaskCluster`)."""
-    cluster = DaskCluster(tmp_path, 2)
+    """A scheduler and two worker processes (see :class:`DaskCluster`).
+
+    The workers import torch/transformers and MNE's inverse as they start
+    (``--preload``, as a cluster warms its workers), while the test's
+    single-process run goes on.
+    """
+    cluster = DaskCluster(tmp_path, 2, preload=("xaffect.features.hf", "mne.minimum_norm"))
     try:
         yield cluster
     finally:

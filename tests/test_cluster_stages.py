@@ -123,10 +123,9 @@ def _same(a: dict, b: dict) -> None:
 @pytest.mark.timeout(240)
 def test_features_and_regions_on_a_cluster_survive_a_lost_worker(study, dask_cluster):
     ws = study.workspace
-    import time; T=[time.time()]
     with use_scheduler("synchronous"):
-        run_features(study, progress=False); T.append(time.time())
-        run_regions(study, progress=False); T.append(time.time())
+        run_features(study, progress=False)
+        run_regions(study, progress=False)
     single = _snapshot(ws)
     paths = {n: ws.metadata(n)["xaffect"]["path"] for n in _STORES}
 
@@ -135,7 +134,8 @@ def test_features_and_regions_on_a_cluster_survive_a_lost_worker(study, dask_clu
         with use_scheduler(client):
             # features: 2 stimuli x 2 elements x 2 blocks for w2v, the LLDs, then the writes
             watch = dask_cluster.kill_when(client, dask_cluster.workers[0], tasks_done=3)
-            T.append(time.time()); run_features(study, progress=False, force=True); T.append(time.time())
+            run_features(study, progress=False, force=True)
+            watch["stop"] = True
             watch["thread"].join()
             assert watch.get("at_tasks"), "features finished before a worker could be killed"
             assert len(client.scheduler_info()["workers"]) == 1
@@ -144,8 +144,8 @@ def test_features_and_regions_on_a_cluster_survive_a_lost_worker(study, dask_clu
             client.wait_for_workers(2, timeout=60)
             # regions: one task per subject (read, filter, forward, inverse, region signals)
             watch = dask_cluster.kill_when(client, dask_cluster.workers[2], tasks_done=1)
-            T.append(time.time()); run_regions(study, progress=False, force=True); T.append(time.time())
-            print("TIMES", np.diff(T))
+            run_regions(study, progress=False, force=True)
+            watch["stop"] = True
             watch["thread"].join()
             assert watch.get("at_tasks"), "regions finished before a worker could be killed"
             assert len(client.scheduler_info()["workers"]) == 1
