@@ -137,15 +137,8 @@ class CatalogFile:
         return data
 
     def read(self) -> dict:
-        """The catalog as a validated dict (one GET; no version token needed)."""
-        if self.kind != "s3":
-            return self.check_aliases(self.read_versioned()[0])
-        try:
-            self.fs.invalidate_cache(self.path)
-            raw = self.fs.cat_file(self.path)
-        except FileNotFoundError:
-            return self.read_versioned()[0]  # the same one-line error
-        return self.check_aliases(self.parse(raw))
+        """The catalog as a validated dict (one GET on S3)."""
+        return self.check_aliases(self.read_versioned()[0])
 
     def read_versioned(self) -> tuple[dict, str | None]:
         """The catalog and a token of the version read (the ETag on S3)."""
@@ -164,11 +157,22 @@ class CatalogFile:
         return self.parse(raw), token
 
     def _read_s3(self) -> tuple[bytes, str | None]:
-        # HEAD before GET: the bytes are at least as new as the ETag, so a stale
-        # token can only make the conditional PUT fail (and retry), never win
+        # one GET gives the bytes and the ETag of exactly those bytes (s3fs's
+        # cat_file would add a HEAD for the size, and info() another): a rerun
+        # that finds everything current pays one round trip for the catalog
+        from fsspec.asyn import sync
+
+        bucket, key, _ = self.fs.split_path(self.path)
+
+        async def get() -> tuple[bytes, str | None]:
+            resp = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+            try:
+                return await resp["Body"].read(), resp.get("ETag")
+            finally:
+                resp["Body"].close()
+
         self.fs.invalidate_cache(self.path)
-        token = self.fs.info(self.path).get("ETag")
-        return self.fs.cat_file(self.path), token
+        return sync(self.fs.loop, get)
 
     # ----------------------------------------------------------------- write
     @contextlib.contextmanager
