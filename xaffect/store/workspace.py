@@ -246,9 +246,10 @@ class Workspace:
                 continue
             if cache is None:
                 cache = load_hash_cache(self.fs, self._path(".xaffect/hashes.json"))
+                known = dict(cache)
             ref = os.fspath(item)
             out.append({"ref": public_ref(ref), "hash": file_identity(ref, cache, self.storage_options)})
-        if cache:
+        if cache and cache != known:  # a rerun whose inputs all hit the cache writes nothing
             save_hash_cache(self.fs, self._path(".xaffect/hashes.json"), cache)
         return out
 
