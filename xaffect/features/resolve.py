@@ -9,9 +9,11 @@ so a missing model fails in the first seconds, not after the stems stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -142,10 +144,18 @@ class ExtractorRef:
 
     def __init__(self, spec: dict, root: str | Path, loaded: Any = None):
         self.spec, self.root = dict(spec), str(root)
-        self.key = json.dumps([self.spec, self.root], sort_keys=True, default=str)
+        # one token per network the stage resolved: a worker that loaded an earlier
+        # one (before the model's files changed) loads again instead of reusing it
+        token = getattr(loaded, "_xaffect_ref_token", None)
+        if loaded is not None and token is None:
+            token = uuid.uuid4().hex
+            with contextlib.suppress(AttributeError):  # a network without a __dict__ gets a token per ref
+                loaded._xaffect_ref_token = token
+        self.key = json.dumps([self.spec, self.root, token], sort_keys=True, default=str)
         if loaded is not None:
             with _LOADING:
-                _LOADED.setdefault(self.key, loaded)
+                _LOADED[self.key] = loaded
+                _trim()
 
     def __getstate__(self) -> dict:
         return {"spec": self.spec, "root": self.root, "key": self.key}
@@ -160,7 +170,14 @@ class ExtractorRef:
         with _LOADING:
             if self.key not in _LOADED:
                 _LOADED[self.key] = resolve_extractor(self.spec, self)[0]
+                _trim()
             return _LOADED[self.key]
+
+
+def _trim(keep: int = 4) -> None:
+    """Keep the networks of the last ``keep`` extractors a process loaded (caller holds the lock)."""
+    while len(_LOADED) > keep:
+        _LOADED.pop(next(iter(_LOADED)))
 
 
 def check_models(study) -> list[str]:
