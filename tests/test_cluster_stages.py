@@ -149,17 +149,20 @@ def test_features_and_regions_on_a_cluster_survive_a_lost_worker(study, dask_clu
             watch["thread"].join()
             assert watch.get("at_tasks"), "regions finished before a worker could be killed"
             assert len(client.scheduler_info()["workers"]) == 1
-            # the work ran on the workers: the survivor loaded the network itself and ran MNE's inverse
+
+            # the work ran on the workers: the survivor loaded the network itself and source-localised
+            # (neither is preloaded: --preload imports torch/transformers and mne.minimum_norm only)
             def what_ran_here() -> dict:  # defined here, so it is pickled by value to the worker
                 import sys
 
                 from xaffect.features import resolve
 
-                return {"networks_loaded": len(resolve._LOADED), "mne_inverse": "mne.minimum_norm" in sys.modules}
+                return {"networks_loaded": len(resolve._LOADED),
+                        "region_signals": "xaffect.neural.source" in sys.modules}
 
             on_worker = client.run(what_ran_here)
-    assert list(on_worker.values()) == [{"networks_loaded": 1, "mne_inverse": True}], on_worker
-    assert {n: ws.metadata(n)["xaffect"]["path"] for n in _STORES} != paths  # new versions were written
+    assert list(on_worker.values()) == [{"networks_loaded": 1, "region_signals": True}], on_worker
+    assert all(ws.metadata(n)["xaffect"]["path"] != paths[n] for n in _STORES)  # new versions were written
     _same(_snapshot(ws), single)
     g = ws.open("regions", group="clip01")
     assert g.sizes["subject"] == N_SUBJECTS and g.sizes["region"] == 68
