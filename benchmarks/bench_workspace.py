@@ -9,8 +9,9 @@ Run: ``python benchmarks/bench_workspace.py [--quick] [--out results.json]``
    (goal 0); errors are clear ``StoreError``s.
 3. Rerun with identical identity vs the first run, local and S3 (moto on
    loopback): goal < 5 %.
-4. The encoding grid on ``dask scheduler`` + 1 or 2 ``dask worker`` processes,
-   and on 2 with one killed mid-grid (same scores, time cost).
+4. The encoding grid on ``dask scheduler`` + 1, 2 or 4 ``dask worker``
+   processes (one thread each), and on 2 with one killed mid-grid (same
+   scores, time cost). Each run prints the load average around it.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ def bench_readers(root: Path, rewrites: int) -> dict:
     return {"rewrites": rewrites, "reads_complete": good, "reads_store_error": errors, "reads_nan_or_mixed": bad}
 
 
-def _slow_stage(ws, n_chunks: int) -> tuple[float, float]:
+def _slow_stage(ws, n_chunks: int, tag: int) -> tuple[float, float]:
     import dask.array as da
     import xarray as xr
 
@@ -119,10 +120,10 @@ def _slow_stage(ws, n_chunks: int) -> tuple[float, float]:
         return xr.Dataset({"x": (("time", "unit"), da.ones((n_chunks, 200), chunks=(1, 200)).map_blocks(slow))})
 
     t0 = time.perf_counter()
-    ws.run_stage("slow", build, stage="slow", params={"v": 1}, progress=False)
+    ws.run_stage(f"slow{tag}", build, stage="slow", params={"v": tag}, progress=False)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ws.run_stage("slow", build, stage="slow", params={"v": 1}, progress=False)
+    ws.run_stage(f"slow{tag}", build, stage="slow", params={"v": tag}, progress=False)
     return first, time.perf_counter() - t0
 
 
@@ -145,13 +146,26 @@ def _moto():
     return server, endpoint
 
 
-def bench_rerun(root: Path, endpoint: str, n_chunks: int) -> dict:
+def bench_rerun(root: Path, endpoint: str, n_chunks: int, repeats: int) -> dict:
+    """First run vs rerun with identical identity, local and S3 interleaved; medians over ``repeats``."""
     import xaffect
 
-    local = _slow_stage(xaffect.Workspace.init(root / "rerun"), n_chunks)
-    s3 = _slow_stage(xaffect.Workspace.init("s3://lab/rerun", storage_options={"endpoint_url": endpoint}), n_chunks)
-    return {"local_first_s": local[0], "local_rerun_s": local[1], "local_ratio": local[1] / local[0],
-            "s3_first_s": s3[0], "s3_rerun_s": s3[1], "s3_ratio": s3[1] / s3[0]}
+    spaces = {"local": xaffect.Workspace.init(root / "rerun"),
+              "s3": xaffect.Workspace.init("s3://lab/rerun", storage_options={"endpoint_url": endpoint})}
+    got: dict = {k: {"first": [], "rerun": []} for k in spaces}
+    for rep in range(repeats):
+        for kind, ws in spaces.items():
+            first, rerun = _slow_stage(ws, n_chunks, rep)
+            got[kind]["first"].append(first)
+            got[kind]["rerun"].append(rerun)
+    out: dict = {"repeats": repeats, "n_chunks": n_chunks}
+    for kind, v in got.items():
+        ratios = [r / f for f, r in zip(v["first"], v["rerun"])]
+        out[f"{kind}_first_s_median"] = statistics.median(v["first"])
+        out[f"{kind}_rerun_s_median"] = statistics.median(v["rerun"])
+        out[f"{kind}_ratio_median"] = statistics.median(ratios)
+        out[f"{kind}_ratio_max"] = max(ratios)
+    return out
 
 
 def _start_cluster(root: Path, n_workers: int):
@@ -200,7 +214,8 @@ def bench_cluster(root: Path, endpoint: str, n_perm: int) -> dict:
         run_encode(study, progress=False, force=True)
     out = {"synchronous_s": time.perf_counter() - t0}
     reference = study.workspace.open("scores").load()
-    for label, n_workers, kill in (("1_worker", 1, False), ("2_workers", 2, False), ("2_workers_one_killed", 2, True)):
+    runs = [("1_worker", 1, False), ("2_workers", 2, False), ("4_workers", 4, False), ("2_workers_one_killed", 2, True)]
+    for label, n_workers, kill in runs:
         address, sched, workers = _start_cluster(root, n_workers)
         try:
             with distributed.Client(address, timeout="60s") as client:
@@ -220,9 +235,11 @@ def bench_cluster(root: Path, endpoint: str, n_perm: int) -> dict:
                 t0 = time.perf_counter()
                 if thread:
                     thread.start()
+                load = os.getloadavg()[0]
                 with use_scheduler(client):
                     run_encode(study, progress=False, force=True)
                 out[f"{label}_s"] = time.perf_counter() - t0
+                out[f"{label}_load"] = [round(load, 1), round(os.getloadavg()[0], 1)]
                 killed.setdefault("done", True)
             scores = study.workspace.open("scores").load()
             xr.testing.assert_allclose(scores["r"], reference["r"])
@@ -237,6 +254,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
     parser.add_argument("--out", default=None, help="write the results as JSON here")
+    parser.add_argument("--only", choices=("writers", "readers", "rerun", "cluster"), action="append",
+                        help="run only these parts (repeatable)")
     args = parser.parse_args()
     os.environ.update(_CREDS)
     results: dict = {"load_average_start": os.getloadavg()}
@@ -244,10 +263,15 @@ def main() -> None:
         root = Path(tmp)
         server, endpoint = _moto()
         try:
-            results["writers"] = bench_writers(root, 4, 3 if args.quick else 5, 1 if args.quick else 3)
-            results["readers"] = bench_readers(root, 4 if args.quick else 10)
-            results["rerun"] = bench_rerun(root, endpoint, 10 if args.quick else 30)
-            results["cluster"] = bench_cluster(root, endpoint, 10 if args.quick else 40)
+            only = set(args.only or ("writers", "readers", "rerun", "cluster"))
+            if "writers" in only:
+                results["writers"] = bench_writers(root, 4, 3 if args.quick else 5, 1 if args.quick else 3)
+            if "readers" in only:
+                results["readers"] = bench_readers(root, 4 if args.quick else 10)
+            if "rerun" in only:
+                results["rerun"] = bench_rerun(root, endpoint, 10 if args.quick else 30, 1 if args.quick else 5)
+            if "cluster" in only:
+                results["cluster"] = bench_cluster(root, endpoint, 10 if args.quick else 40)
         finally:
             server.stop()
     results["load_average_end"] = os.getloadavg()

@@ -7,7 +7,6 @@ environment only. While the cluster works, a second "user" (another process)
 writes stores into the same workspace.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import moto_s3
+from conftest import DaskCluster, moto_s3
 import xarray as xr
 import yaml
 
@@ -52,28 +51,11 @@ def s3_endpoint(monkeypatch):
 @pytest.fixture
 def cluster(tmp_path):
     """``dask scheduler`` and two ``dask worker`` processes (each its own process group)."""
-    sched_file = tmp_path / "scheduler.json"
-    env = dict(os.environ, **_CREDS, DASK_DISTRIBUTED__WORKER__DAEMON="False")
-    common = dict(env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    procs = [subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(sched_file)], **common)]
-    deadline = time.time() + 60
-    while not sched_file.exists() and time.time() < deadline:
-        time.sleep(0.1)
-    workers = [subprocess.Popen([sys.executable, "-m", "dask", "worker", "--scheduler-file", str(sched_file),
-                                 "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--memory-limit", "2GiB"],
-                                **common) for _ in range(2)]
-    procs += workers
-    address = json.loads(sched_file.read_text())["address"]
+    c = DaskCluster(tmp_path, 2)
     try:
-        yield address, workers
+        yield c.address, c.workers
     finally:
-        for p in procs[::-1]:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+        c.close()
 
 
 def _study(tmp_path, endpoint):

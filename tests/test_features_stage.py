@@ -168,3 +168,33 @@ def test_command_line(tmp_path):
     assert "features.vggish" in ws.names() and "covariates" not in ws.names()
     assert ws.provenance("features.vggish")["model"]["checkpoint"].endswith("vggish.pt")
     assert list(ws.open("features.vggish")["element"].values) == ["voice"]
+
+
+def test_extractor_ref_pickles_without_the_network_and_each_process_loads_it_once(done):
+    """What the features stage's dask tasks carry to a worker: the recipe, never the weights."""
+    import pickle
+
+    import torch
+
+    from xaffect.features import resolve
+
+    tmp, study, _ = done
+    spec = study.section("features")["extractors"][0]
+    ext = resolve.resolve_extractor(spec, study)[0]
+    ref = resolve.ExtractorRef(spec, study.root, loaded=ext)
+    blob = pickle.dumps(ref)
+    assert len(blob) < 4000 and b"torch._utils" not in blob and b"torch.nn" not in blob  # no tensor, no module
+    assert pickle.loads(blob).get() is ext  # this process: the network the stage resolved
+    saved = dict(resolve._LOADED)
+    try:
+        resolve._LOADED.clear()  # a fresh dask worker
+        there = pickle.loads(blob).get()
+        assert there is not ext and pickle.loads(blob).get() is there  # loaded once per process
+        for (k, a), (_, b) in zip(ext.module.state_dict().items(), there.module.state_dict().items()):
+            assert torch.equal(a, b), k
+        # the stage resolving the model anew (its files may have changed) gives a new token: workers reload
+        again = resolve.resolve_extractor(spec, resolve.ExtractorRef(spec, study.root))[0]
+        assert resolve.ExtractorRef(spec, study.root, loaded=again).key != ref.key
+    finally:
+        resolve._LOADED.clear()
+        resolve._LOADED.update(saved)

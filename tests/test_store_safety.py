@@ -346,3 +346,21 @@ def test_gc_command_reclaims_replaced_versions_only_after_the_grace_period(works
     assert not os.path.exists(os.path.join(workspace.url, old))
     assert yaml.safe_load(open(os.path.join(workspace.url, "catalog.yaml")))["metadata"]["retired"] == []
     assert float(workspace.open("targets").x.mean()) == 2.0
+
+
+def test_a_backend_without_conditional_writes_is_named_in_a_warning(tmp_path):
+    """fsspec's DirFileSystem (a real backend with no compare-and-swap, like gcsfs/adlfs through fsspec)."""
+    import warnings
+
+    from xaffect.store.catalog import UnsafeBackendWarning
+
+    (tmp_path / "dir").mkdir()
+    opts = {"path": str(tmp_path / "dir"), "target_protocol": "file"}
+    with pytest.warns(UnsafeBackendWarning, match=r"dir://lab-ws: the 'dir' backend .* one process at a time"):
+        ws = xaffect.Workspace.init("dir://lab-ws", storage_options=opts)
+    assert ws.names() == [] and (tmp_path / "dir" / "lab-ws" / "catalog.yaml").is_file()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnsafeBackendWarning)
+        xaffect.Workspace.init("dir://lab-ws", storage_options=opts)  # once per workspace and process
+        xaffect.Workspace.init("memory://xaffect-one-process")  # in-process: the thread lock covers it
+        xaffect.Workspace.init(tmp_path / "local")  # flock

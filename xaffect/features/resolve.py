@@ -9,8 +9,12 @@ so a missing model fails in the first seconds, not after the stems stage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import threading
+import uuid
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, InputError
@@ -19,7 +23,7 @@ from .torchload import load_torch_network
 from .torchnet import TorchNetwork
 from .vggish import VGGishExtractor, load_vggish
 
-__all__ = ["resolve_extractor", "check_models", "store_name", "DEEP", "FIRST_LAYER"]
+__all__ = ["resolve_extractor", "ExtractorRef", "check_models", "store_name", "DEEP", "FIRST_LAYER"]
 
 DEEP = ("hf", "vggish", "torch")
 #: First number of the ``layer`` coordinate: HF hidden states from 0 (the transformer's input),
@@ -113,6 +117,67 @@ def resolve_extractor(spec: dict, study) -> tuple[Any, dict, int]:
         out = (ext, prov, ext.n_layers)
     cache[key] = out
     return out
+
+
+#: Extractors loaded in this process (by :meth:`ExtractorRef.get`), so a dask worker loads each network once.
+_LOADED: dict[str, Any] = {}
+_LOADING = threading.Lock()
+
+
+class ExtractorRef:
+    """A picklable handle on a deep extractor: what to load, not the loaded network.
+
+    The features stage's dask tasks carry this instead of the network, which
+    cannot always be pickled (e.g. weight-norm parametrised torch modules) and
+    would be shipped with every task. Each process, a ``dask worker`` included,
+    loads the network once on first :meth:`get`; the process that built the
+    graph hands over the one it already resolved.
+
+    Parameters
+    ----------
+    spec : dict
+        The validated extractor entry.
+    root : str
+        The study folder its relative paths resolve against (a folder every
+        worker sees: a shared file system on a cluster).
+    """
+
+    def __init__(self, spec: dict, root: str | Path, loaded: Any = None):
+        self.spec, self.root = dict(spec), str(root)
+        # one token per network the stage resolved: a worker that loaded an earlier
+        # one (before the model's files changed) loads again instead of reusing it
+        token = getattr(loaded, "_xaffect_ref_token", None)
+        if loaded is not None and token is None:
+            token = uuid.uuid4().hex
+            with contextlib.suppress(AttributeError):  # a network without a __dict__ gets a token per ref
+                loaded._xaffect_ref_token = token
+        self.key = json.dumps([self.spec, self.root, token], sort_keys=True, default=str)
+        if loaded is not None:
+            with _LOADING:
+                _LOADED[self.key] = loaded
+                _trim()
+
+    def __getstate__(self) -> dict:
+        return {"spec": self.spec, "root": self.root, "key": self.key}
+
+    def resolve(self, path: str | Path) -> Path:
+        """``path`` against the study folder (what :meth:`xaffect.study.Study.resolve` does)."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (Path(self.root) / p).resolve()
+
+    def get(self) -> Any:
+        """The extractor, loaded in this process on first use."""
+        with _LOADING:
+            if self.key not in _LOADED:
+                _LOADED[self.key] = resolve_extractor(self.spec, self)[0]
+                _trim()
+            return _LOADED[self.key]
+
+
+def _trim(keep: int = 4) -> None:
+    """Keep the networks of the last ``keep`` extractors a process loaded (caller holds the lock)."""
+    while len(_LOADED) > keep:
+        _LOADED.pop(next(iter(_LOADED)))
 
 
 def check_models(study) -> list[str]:

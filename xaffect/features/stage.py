@@ -37,7 +37,7 @@ from .hf import SpeechModel
 from .lld import LLD_NAMES, lld
 from .lld import SR as LLD_SR
 from .reduce import reduce_layers
-from .resolve import DEEP, FIRST_LAYER, TORCH_KEYS, check_models, resolve_extractor, store_name
+from .resolve import DEEP, FIRST_LAYER, TORCH_KEYS, ExtractorRef, check_models, resolve_extractor, store_name
 from .smile import egemaps
 from .visual import VISUAL_NAMES, visual_covariates
 
@@ -159,6 +159,25 @@ def _stems_groups(ws, source: str, study) -> dict[str, xr.Dataset]:
     return groups
 
 
+#: Progress bars of this process by id; a task run on a dask worker finds none and shows nothing.
+_BARS: dict[int, Any] = {}
+
+
+def _register_bar(bar) -> int:
+    _BARS[id(bar)] = bar
+    return id(bar)
+
+
+def _block(ref, read, n: int, bins: tuple[int, int], opts: dict, bar_id: int, label: str) -> np.ndarray:
+    """One (stimulus, element, block of clock bins) task: ``(bins, layer, unit)`` activations."""
+    out = activations_on_clock(ref.get(), read, n, bins=bins, **opts)
+    bar = _BARS.get(bar_id)
+    if bar is not None:
+        bar.set_postfix_str(label, refresh=False)
+        bar.update(1)
+    return out
+
+
 def _build_deep(spec, study, groups, elements, progress) -> tuple[xr.Dataset, dict, Any]:
     ext, prov, n_layers = resolve_extractor(spec, study)
     first = FIRST_LAYER[spec["kind"]]
@@ -170,13 +189,11 @@ def _build_deep(spec, study, groups, elements, progress) -> tuple[xr.Dataset, di
     n_tasks = 0
     per_stim, onsets, names = [], [], []
     bar = tqdm(total=0, desc=store_name(spec), unit="block", disable=not progress, leave=False)
-
-    def block(read, n, bins, stim, el):
-        out = activations_on_clock(ext, read, n, bins=bins, rate=rate, layers=layers,
-                                   batch_seconds=spec["batch_seconds"], context_seconds=spec["context_seconds"])
-        bar.set_postfix_str(f"{stim} × {el}", refresh=False)
-        bar.update(1)
-        return out
+    # the tasks carry what to load, not the network: a dask worker loads it once (ExtractorRef)
+    ref = ExtractorRef(spec, study.root, loaded=ext)
+    bar_id = _register_bar(bar)
+    opts = {"rate": rate, "layers": layers, "batch_seconds": spec["batch_seconds"],
+            "context_seconds": spec["context_seconds"]}
 
     for stim, ds in groups.items():
         sr_in = float(ds.attrs["sr"])
@@ -197,7 +214,7 @@ def _build_deep(spec, study, groups, elements, progress) -> tuple[xr.Dataset, di
                                  f"({store_name(spec)})")
             parts = []
             for b0, b1 in plan_chunks(nb, tc):
-                d = dask.delayed(block, pure=False)(read, n, (b0, b1), stim, el)
+                d = dask.delayed(_block, pure=False)(ref, read, n, (b0, b1), opts, bar_id, f"{stim} × {el}")
                 parts.append(da.from_delayed(d, shape=(b1 - b0, len(layers), ext.n_units), dtype=np.float32))
                 n_tasks += 1
             cubes.append(da.concatenate(parts, axis=0))
@@ -292,6 +309,7 @@ def run_features(study, *, force: bool = False, progress: bool = True) -> list[s
             finally:
                 if bar is not None:
                     bar.close()
+                    _BARS.pop(id(bar), None)
         written.append(name)
         if spec["kind"] in DEEP and spec["pca"]:
             k = int(spec["pca"])

@@ -127,6 +127,15 @@ class _Anatomy:
         self.forwards: dict[Any, Any] = {}
         self.labels = region_labels(subjects_dir=cfg["subjects_dir"], subject=cfg["subject"], parc=cfg["parc"])
 
+    def __getstate__(self) -> dict:
+        # shipped to dask workers with each subject's task: the labels and the
+        # forward models made so far travel, the lock is made anew there
+        return {"cfg": self.cfg, "forwards": dict(self.forwards), "labels": self.labels}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+
     def forward(self, info: Any) -> Any:
         from .source import forward_model
 

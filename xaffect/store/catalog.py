@@ -15,8 +15,12 @@ modify, write back only if nobody wrote in between, else retry.
 * S3: no lock service exists, so the write is a conditional PUT
   (``If-Match`` on the ETag read, ``If-None-Match: *`` to create); a writer
   that lost the race (HTTP 412) re-reads and retries;
-* any other fsspec backend: one writer at a time per process (a thread lock);
-  its own conditional writes are not used (see the README's failure model).
+* any other fsspec backend (GCS, Azure, SFTP, ...): one writer at a time per
+  process (a thread lock); nothing guards against other processes, so the
+  first catalog transaction warns, naming the backend (``UnsafeBackendWarning``;
+  in-process ``memory://`` is exempt). gcsfs exposes only create-if-absent
+  through fsspec (``if_generation_match=0``) and adlfs only ``overwrite=False``,
+  not a compare-and-swap on the version read; see the README's failure model.
 
 The format is intake 2's, with every store registered under an alias (its
 name) so that ``list(cat)``, ``print(cat)`` and ``cat["features.hubert"]``
@@ -31,6 +35,7 @@ import os
 import random
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -39,7 +44,7 @@ import yaml
 
 from ..errors import StoreError
 
-__all__ = ["CATALOG_FILE", "CATALOG_FORMAT", "CatalogFile", "empty_catalog", "add_aliases"]
+__all__ = ["CATALOG_FILE", "CATALOG_FORMAT", "CatalogFile", "UnsafeBackendWarning", "empty_catalog", "add_aliases"]
 
 CATALOG_FILE = "catalog.yaml"
 #: 1: entries without aliases (xaffect 0.1); 2: aliases, retired versions.
@@ -49,6 +54,13 @@ _thread_lock = threading.RLock()
 # libyaml's safe loader/dumper when PyYAML was built with it (about 10x faster on big catalogs)
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class UnsafeBackendWarning(UserWarning):
+    """Catalog commits on this backend are not safe between processes (see the README's failure model)."""
+
+
+_warned: set[str] = set()
 
 
 def empty_catalog(description: str = "") -> dict:
@@ -137,15 +149,8 @@ class CatalogFile:
         return data
 
     def read(self) -> dict:
-        """The catalog as a validated dict (one GET; no version token needed)."""
-        if self.kind != "s3":
-            return self.check_aliases(self.read_versioned()[0])
-        try:
-            self.fs.invalidate_cache(self.path)
-            raw = self.fs.cat_file(self.path)
-        except FileNotFoundError:
-            return self.read_versioned()[0]  # the same one-line error
-        return self.check_aliases(self.parse(raw))
+        """The catalog as a validated dict (one GET on S3)."""
+        return self.check_aliases(self.read_versioned()[0])
 
     def read_versioned(self) -> tuple[dict, str | None]:
         """The catalog and a token of the version read (the ETag on S3)."""
@@ -164,11 +169,22 @@ class CatalogFile:
         return self.parse(raw), token
 
     def _read_s3(self) -> tuple[bytes, str | None]:
-        # HEAD before GET: the bytes are at least as new as the ETag, so a stale
-        # token can only make the conditional PUT fail (and retry), never win
+        # one GET gives the bytes and the ETag of exactly those bytes (s3fs's
+        # cat_file would add a HEAD for the size, and info() another): a rerun
+        # that finds everything current pays one round trip for the catalog
+        from fsspec.asyn import sync
+
+        bucket, key, _ = self.fs.split_path(self.path)
+
+        async def get() -> tuple[bytes, str | None]:
+            resp = await self.fs._call_s3("get_object", Bucket=bucket, Key=key)
+            try:
+                return await resp["Body"].read(), resp.get("ETag")
+            finally:
+                resp["Body"].close()
+
         self.fs.invalidate_cache(self.path)
-        token = self.fs.info(self.path).get("ETag")
-        return self.fs.cat_file(self.path), token
+        return sync(self.fs.loop, get)
 
     # ----------------------------------------------------------------- write
     @contextlib.contextmanager
@@ -235,11 +251,22 @@ class CatalogFile:
                 return out
         if self.kind == "s3":
             return self._update_s3(change, create)
+        self._warn_unsafe()
         with self._locked():
             data = empty_catalog() if create and not self.fs.exists(self.path) else self.read_versioned()[0]
             out = change(data)
             self.fs.pipe_file(self.path, yaml.dump(add_aliases(data), Dumper=_DUMPER, sort_keys=False).encode())
             return out
+
+    def _warn_unsafe(self) -> None:
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if "memory" in protocols or self.url in _warned:
+            return  # memory:// lives in this process: the thread lock covers every writer
+        _warned.add(self.url)
+        warnings.warn(f"{self.url}: the {protocols[0]!r} backend gives xaffect no conditional write on the "
+                      "catalog (used: flock on local/NFS folders, If-Match on S3), so two processes committing "
+                      "at once can lose one entry; write from one process at a time",
+                      UnsafeBackendWarning, stacklevel=4)
 
     def _update_s3(self, change: Callable[[dict], Any], create: bool) -> Any:
         deadline = time.monotonic() + LOCK_TIMEOUT_S

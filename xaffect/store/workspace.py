@@ -73,6 +73,19 @@ def open_catalog(path: str, **storage_options: Any) -> Any:
     return intake.from_yaml_file(f"{root}/{CATALOG_FILE}", **storage_options)
 
 
+def _open_zarr(url: str, **kwargs: Any) -> xr.Dataset:
+    """``xr.open_zarr`` of a store xaffect wrote: Zarr 3 with consolidated metadata.
+
+    Saying so skips xarray's probing for Zarr 2 keys (``.zmetadata``, ``.zattrs``,
+    ``.zgroup``: a HEAD and a LIST each on object stores); a store of another
+    format (an older xaffect's) falls back to the probing open.
+    """
+    try:
+        return xr.open_zarr(url, zarr_format=3, consolidated=True, **kwargs)
+    except (OSError, KeyError, ValueError):
+        return xr.open_zarr(url, **kwargs)
+
+
 class Workspace:
     """A study's folder (or fsspec URL) holding its stores and ``catalog.yaml``.
 
@@ -202,7 +215,8 @@ class Workspace:
         return scratch_dir(base, prefix)
 
     # --------------------------------------------------------------- identity
-    def input_identities(self, inputs: Iterable[Any]) -> list[dict[str, str]]:
+    def input_identities(self, inputs: Iterable[Any], *,
+                         entries: Mapping[str, Any] | None = None) -> list[dict[str, str]]:
         """Identity records of stage inputs.
 
         Parameters
@@ -210,13 +224,14 @@ class Workspace:
         inputs : iterable
             Store names of this workspace, file or folder paths/URLs, or
             ``(ref, hash)`` pairs whose identity the caller already knows.
+        entries : mapping, optional
+            The catalog's entries when the caller has just read them (saves a read).
 
         Returns
         -------
         list of dict
             ``{"ref": ..., "hash": ...}`` per input; URLs without their credentials.
         """
-        entries = None
         cache = None
         out = []
         for item in inputs:
@@ -231,31 +246,39 @@ class Workspace:
                 continue
             if cache is None:
                 cache = load_hash_cache(self.fs, self._path(".xaffect/hashes.json"))
+                known = dict(cache)
             ref = os.fspath(item)
             out.append({"ref": public_ref(ref), "hash": file_identity(ref, cache, self.storage_options)})
-        if cache:
+        if cache and cache != known:  # a rerun whose inputs all hit the cache writes nothing
             save_hash_cache(self.fs, self._path(".xaffect/hashes.json"), cache)
         return out
 
-    def identity(self, *, stage: str, params: Mapping[str, Any], inputs: Iterable[Any] = ()) -> str:
+    def identity(self, *, stage: str, params: Mapping[str, Any], inputs: Iterable[Any] = (),
+                 entries: Mapping[str, Any] | None = None) -> str:
         """The identity hash a stage with these parameters and inputs has."""
-        return identity_of(stage, params, self.input_identities(inputs))
+        return identity_of(stage, params, self.input_identities(inputs, entries=entries))
 
     def is_current(self, name: str, *, stage: str, params: Mapping[str, Any], inputs: Iterable[Any] = ()) -> bool:
         """Whether store ``name`` exists, is complete and has this identity."""
-        if not self._identity_matches(name, stage=stage, params=params, inputs=inputs):
-            return False
-        return not version_gone(self.fs, self._path(self.metadata(name)["xaffect"]["path"]))
+        matched = self._identity_matches(name, stage=stage, params=params, inputs=inputs)
+        return matched is not None and not version_gone(self.fs, self._path(matched[0]["path"]))
 
-    def _identity_matches(self, name: str, *, stage: str, params: Mapping[str, Any], inputs: Iterable[Any]) -> bool:
+    def _identity_matches(self, name: str, *, stage: str, params: Mapping[str, Any],
+                          inputs: Iterable[Any]) -> tuple[dict, dict] | None:
+        """``(xaffect record, catalog entries)`` when ``name`` is listed with this identity, else None.
+
+        One catalog read serves the check, the identities of input stores and
+        the caller's next step (a rerun on S3 is a handful of round trips).
+        """
         entries = self._read_catalog_dict()["entries"]
         if name not in entries:
-            return False
+            return None
         info = self.metadata(name, entries=entries)["xaffect"]
         try:
-            return info.get("identity") == self.identity(stage=stage, params=params, inputs=inputs)
+            same = info.get("identity") == self.identity(stage=stage, params=params, inputs=inputs, entries=entries)
         except InputError:
-            return False
+            return None
+        return (info, entries) if same else None
 
     # ------------------------------------------------------------------ write
     def write(self, name: str, data: xr.Dataset | xr.DataTree, *, stage: str, params: Mapping[str, Any],
@@ -397,7 +420,8 @@ class Workspace:
         return collect_garbage(self, grace_s=grace_s, dry_run=dry_run)
 
     # ------------------------------------------------------------------- read
-    def open(self, name: str, *, group: str | None = None) -> xr.Dataset | xr.DataTree:
+    def open(self, name: str, *, group: str | None = None,
+             entries: Mapping[str, Any] | None = None) -> xr.Dataset | xr.DataTree:
         """Open store ``name`` lazily (dask-backed).
 
         Parameters
@@ -406,6 +430,8 @@ class Workspace:
             Catalog name, or ``"store/group"`` for one per-stimulus group.
         group : str, optional
             For per-stimulus stores, one group (stimulus) as a Dataset.
+        entries : mapping, optional
+            The catalog's entries when the caller has just read them.
 
         Returns
         -------
@@ -413,7 +439,7 @@ class Workspace:
             A DataTree for per-stimulus stores when ``group`` is None. Reading
             a chunk after this version was garbage-collected raises StoreError.
         """
-        info = self.metadata(name)["xaffect"]
+        info = self.metadata(name, entries=entries)["xaffect"]
         group = group or info.get("group")
         version_path = self._path(info["path"])
         if version_gone(self.fs, version_path):
@@ -424,12 +450,12 @@ class Workspace:
         label = f"{self.url}: store {name!r}"
         try:
             if group is not None:
-                ds = xr.open_zarr(url, group=group, storage_options=so, chunks={})
+                ds = _open_zarr(url, group=group, storage_options=so, chunks={})
                 return guard_dataset(ds, self.fs, version_path, label)
             if info.get("kind") == "tree":
                 tree = xr.open_datatree(url, engine="zarr", chunks={}, storage_options=so)
                 return tree.map_over_datasets(lambda ds: guard_dataset(ds, self.fs, version_path, label))
-            return guard_dataset(xr.open_zarr(url, storage_options=so, chunks={}), self.fs, version_path, label)
+            return guard_dataset(_open_zarr(url, storage_options=so, chunks={}), self.fs, version_path, label)
         except (OSError, KeyError, ValueError):
             if version_gone(self.fs, version_path):  # deleted while opening (gc after a rewrite)
                 raise StoreError(f"{label}: its version ({info['path']}) was deleted while being opened; "
@@ -452,9 +478,10 @@ class Workspace:
                   params: Mapping[str, Any], inputs: Sequence[Any] = (), force: bool = False,
                   **write_kwargs: Any) -> xr.Dataset | xr.DataTree:
         """Open ``name`` if current, else build it with ``build()`` and write it."""
-        if not force and self._identity_matches(name, stage=stage, params=params, inputs=inputs):
+        matched = None if force else self._identity_matches(name, stage=stage, params=params, inputs=inputs)
+        if matched is not None:
             try:
-                return self.open(name)  # checks that the data is still there
+                return self.open(name, entries=matched[1])  # checks that the data is still there
             except StoreError:
                 pass  # listed but deleted behind the catalog's back: rebuild
         return self.write(name, build(), stage=stage, params=params, inputs=inputs, **write_kwargs)
