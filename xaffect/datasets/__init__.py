@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulate import simulate_study
+    from .simulate_fmri import simulate_fmri_study
     from ..neural.synthetic_subject import synthetic_subject
 
 #: name -> module defining it; the synthetic subject lives with the source localisation that reads it
-_LAZY = {"simulate_study": "xaffect.datasets.simulate", "synthetic_subject": "xaffect.neural.synthetic_subject"}
+_LAZY = {"simulate_study": "xaffect.datasets.simulate", "simulate_fmri_study": "xaffect.datasets.simulate_fmri",
+         "synthetic_subject": "xaffect.neural.synthetic_subject"}
 
-__all__ = ["synthetic_subject", "simulate_study"]
+__all__ = ["synthetic_subject", "simulate_study", "simulate_fmri_study"]
 
 
 def __getattr__(name: str):

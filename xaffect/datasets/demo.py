@@ -296,7 +296,8 @@ def control_summary(scores, truth: dict, *, suffix: str = "-random") -> list[dic
 
 
 @click.command("demo")
-@click.option("--out", default="xaffect-demo", show_default=True, help="Folder for the simulated study and report.")
+@click.option("--out", default=None,
+              help="Folder for the simulated study and report [default: xaffect-demo, or xaffect-fmri-demo with --fmri].")
 @click.option("--seed", default=0, show_default=True, help="Simulation seed.")
 @click.option("--quick", is_flag=True, help="A smaller study that finishes in about two minutes.")
 @click.option("--model", default=None,
@@ -304,9 +305,22 @@ def control_summary(scores, truth: dict, *, suffix: str = "-random") -> list[dic
 @click.option("--scheduler", default="threads", show_default=True, help="dask scheduler or tcp:// address.")
 @click.option("--separated", is_flag=True,
               help="Analyse stems separated by the default backend instead of the simulation's true stems.")
-def demo_command(out: str, seed: int, quick: bool, model: str | None, scheduler: str, separated: bool) -> None:
+@click.option("--fmri", is_flag=True,
+              help="The music fMRI study instead (BIDS, Schaefer parcels, a layer map along the cortical gradient, "
+                   "emotionality vs enjoyment).")
+def demo_command(out: str | None, seed: int, quick: bool, model: str | None, scheduler: str, separated: bool,
+                 fmri: bool) -> None:
     """Simulate a study with planted effects, run every stage, report planted vs recovered."""
     from ..errors import user_errors as _user_errors
+
+    if fmri:
+        if model is not None or separated:
+            raise click.UsageError("--model and --separated belong to the EEG demo, not to --fmri")
+        from .demo_fmri import fmri_demo_command
+
+        fmri_demo_command(out or "xaffect-fmri-demo", seed=seed, quick=quick, scheduler=scheduler)
+        return
+    out = out or "xaffect-demo"
 
     @_user_errors
     def _go():
