@@ -11,7 +11,8 @@ the same held-out stimuli (folds):
   their training stimuli, so a plain paired t across folds is too liberal),
   its interval, and p-values corrected over a declared family (Holm for
   ``fwer``, Benjamini-Hochberg for ``fdr``, over ``layer`` and, with several
-  pairs, ``pair``);
+  pairs, ``pair``); conservative here (0.8-2.9 % per claim at a nominal 5 %
+  under the null), the price of not ignoring the fold overlap;
 * **best layers**: each target's best layer (argmax of its mean profile),
   with a stimulus-level bootstrap interval (held-out stimuli resampled with
   replacement, the *same* draw for both targets, each best layer selected
@@ -27,14 +28,16 @@ the same held-out stimuli (folds):
   exchangeable (same shape, hence same best layer); all ``2 ** n_folds``
   swaps when ``n_perm`` allows (exact), else random ones. With few held-out
   stimuli the swaps are few: 3 stimuli give 8 swaps and no p below 0.25
-  (``p_best_min``). Measured at a nominal 5 % over 575 null pairs per regime
-  (``benchmarks/README.md``): 3.0-4.9 % when the best layer is unclear or
-  absent, with unequal predictability, with strongly autocorrelated noise;
-  0.2 % when both targets share a clearly best layer (their point estimates
-  rarely differ); power 92-100 % on planted layers 2 vs 3 and 1 vs 4. The
-  swap ignores what a target's folds share (their training stimuli), which
-  is why the rate creeps up with autocorrelation (4.9 % at AR phi 0.9);
-  calibration tests in ``tests/test_analysis_differential.py``;
+  (``p_best_min``). Measured at a nominal 5 % over 600 null pairs per regime
+  (``benchmarks/README.md``): 3.3-4.3 % when the best layer is unclear or
+  absent, when b is half as predictable, under AR(1) phi 0.9 noise; 0 % when
+  both targets share a clearly best layer (their point estimates then rarely
+  differ, and the crossing is 0); power 93 % on planted adjacent layers (2 vs
+  3) and 96 % on distant ones (1 vs 4) at a moderate signal (the stimulus
+  bootstrap p it replaces: 0-0.5 % under the null, 71 % and 79 %). The swap
+  does not reproduce what one target's folds share (their training stimuli),
+  so the rate rises a little with autocorrelation. Calibration tests in
+  ``tests/test_analysis_differential.py``;
 * **selection-honest best scores**: each target at the layer chosen without
   each fold (:func:`._resample.choose_without_fold`), the per-fold difference
   tested with the corrected t -- "is a better predicted than b at its best layer".
