@@ -3,7 +3,8 @@ plant, and the time of ``differential_encoding`` at the fMRI grid's scale.
 
 * ``--differential``: pairs of targets from real LOSO nested ridge fits (``tests/test_analysis_differential.py``'s
   ``simulate_pairs``); under the null both targets of a pair follow the same layer's source (or none) with
-  independent AR(1) noise -- strong, weak, flat, b half as predictable, AR phi 0.9; planted: layers 2 vs 3 and
+  independent AR(1) noise -- strong, weak, flat, b half or a quarter as predictable, AR phi 0.9 (where the swap
+  test is liberal: a noise-dominated b); planted: layers 2 vs 3 and
   1 vs 4. "Different best layers" after (swap permutation test) and before (stimulus-bootstrap p, main at
   f782dc4, recomputed here on the same fits), with Clopper-Pearson 95 % intervals. Rates pooled over data sets.
 * ``--clips``: ``deep_vs_classical_clips`` on equally informative deep layers and descriptors (null) and on a
@@ -69,6 +70,11 @@ def differential(reps: int, pairs: int) -> None:
                "null: same layer, weak signal (argmax wanders)": dict(drivers=(2, 2), signal=0.2, stim_len=40),
                "null: no driving layer (flat profiles)": dict(drivers=(2, 2), signal=0.0),
                "null: same layer, AR phi 0.9 noise": dict(drivers=(2, 2), signal=0.3, phi=0.9),
+               "null: same layer, b half as predictable, AR phi 0.9": dict(drivers=(2, 2), scale_b=0.5, signal=0.3,
+                                                                          phi=0.9),
+               "null: same layer, b a quarter as predictable, strong a": dict(drivers=(2, 2), scale_b=0.25,
+                                                                             signal=1.0),
+               "null: same layer, b a quarter as predictable": dict(drivers=(2, 2), scale_b=0.25),
                "planted 2 vs 3 (adjacent), moderate (signal 0.5)": dict(drivers=(2, 3), signal=0.5),
                "planted 1 vs 4 (distant), moderate": dict(drivers=(1, 4), signal=0.5),
                "planted 2 vs 3, strong (signal 1.0)": dict(drivers=(2, 3), signal=1.0)}

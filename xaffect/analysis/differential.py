@@ -77,6 +77,9 @@ __all__ = ["differential_encoding", "describe_differential", "plot_differential_
 _TEST = "Nadeau-Bengio corrected resampled t across folds (held-out stimuli), paired"
 _RESAMPLING = ("best-layer interval: stimulus-level bootstrap, held-out stimuli resampled with replacement, the same "
                "draw for both targets, each target's best layer selected inside every resample")
+# describe_differential's caution below this ratio of the two best-layer r (benchmarks/README.md: the swap test
+# held 3.6-4.0 % with b at half a's signal, not with b at a quarter)
+_COMPARABLE = 0.6
 _BEST_TEST = ("paired swap permutation over held-out stimuli of the crossing (A[a*] - A[b*]) + (B[b*] - B[a*]) of "
               "the two mean profiles, each in units of its own spread, both best layers selected again under every "
               "swap; H0: per stimulus the two rescaled profiles are exchangeable")
@@ -342,7 +345,9 @@ def describe_differential(result: xr.Dataset, *, alpha: float | None = None) -> 
     The best-layer claim quotes the bootstrap interval of the difference (the
     estimate) and the swap permutation p (the test), and says when the swaps
     are too few to give a p below ``alpha`` (3 held-out stimuli: 8 swaps,
-    smallest p 0.25).
+    smallest p 0.25), and cautions when one target's selection-honest best r
+    is below 0.6 times the other's (the swap test assumes comparably
+    predictable targets).
 
     Parameters
     ----------
@@ -369,6 +374,11 @@ def describe_differential(result: xr.Dataset, *, alpha: float | None = None) -> 
             f"{float(result['best_difference_upper']):g}; p = {p_best:.3g}, {swaps})")
     head = (f"{ta} and {tb} are best predicted by different layers: {best}" if p_best < alpha else
             f"no evidence that {ta} and {tb} are best predicted by different layers: {best}")
+    r_a, r_b = float(result["r_cv_a"]), float(result["r_cv_b"])
+    if min(r_a, r_b) < _COMPARABLE * max(r_a, r_b):
+        head += (f"; caution: the best-layer r differ ({r_a:.2f} vs {r_b:.2f}) and the swap test assumes comparably "
+                 "predictable targets -- it runs liberal when one target's profile is mostly noise, so read the "
+                 "bootstrap interval")
     differs = [int(v) for v in result["layer"].values[np.asarray(result["differs"].values, bool)]]
     prof = (f"profiles differ at layers {differs}" if differs else "profiles differ at no layer") + \
         f" ({a.get('correction')} over {a.get('family')}, corrected resampled t, < {a.get('alpha')})"
