@@ -8,6 +8,9 @@
   bootstrap: held-out stimuli resampled with replacement, the per-layer mean
   r recomputed, so any statistic of the profile (argmax, centroid) gets a
   percentile interval;
+* :func:`swap_signs` / :func:`crossing_swap_test` -- a paired swap
+  permutation of two targets' per-fold layer profiles with both best layers
+  selected anew under every swap;
 * :func:`spearman_permutation` -- Spearman's rho with a permutation p.
 
 All take plain arrays with the fold on the last axis.
@@ -15,13 +18,14 @@ All take plain arrays with the fold on the last axis.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 from scipy import stats
 
 __all__ = ["choose_without_fold", "take_along_layer", "bootstrap_counts", "bootstrap_layer_means",
-           "spearman_permutation", "argmax_finite", "argmax_over_layers"]
+           "spearman_permutation", "argmax_finite", "argmax_over_layers", "swap_signs", "crossing_swap_test"]
 
 
 def argmax_finite(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -160,3 +164,97 @@ def spearman_permutation(x: np.ndarray, y: np.ndarray, *, n_perm: int = 9999, se
     method = stats.PermutationMethod(n_resamples=n_perm, rng=np.random.default_rng(seed))
     res = stats.pearsonr(stats.rankdata(x[ok]), stats.rankdata(y[ok]), method=method)
     return float(res.statistic), float(res.pvalue), n
+
+
+def swap_signs(n_folds: int, n_perm: int, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Which folds swap their two sides, per swap; the identity first.
+
+    Returns
+    -------
+    swaps : array of shape (n_swaps, n_folds), 0.0 or 1.0
+        All ``2 ** n_folds`` swaps when that is at most ``n_perm`` (exact),
+        else the identity and ``n_perm`` random ones.
+    exact : bool
+    """
+    if 2 ** n_folds <= n_perm:
+        return ((np.arange(2 ** n_folds)[:, None] >> np.arange(n_folds)) & 1).astype(float), True
+    rng = np.random.default_rng(seed)
+    return np.vstack([np.zeros((1, n_folds)), rng.integers(0, 2, (n_perm, n_folds))]).astype(float), False
+
+
+def profile_spread(r: np.ndarray) -> np.ndarray:
+    """Standard deviation over layers of the fold-mean profile of ``r (..., layer, fold)``; 1 where 0 or NaN."""
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sd = np.nanstd(np.nanmean(r, axis=-1), axis=-1)
+    return np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+
+
+def _crossing(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``(A[a*] - A[b*]) + (B[b*] - B[a*])`` with ``a*``, ``b*`` the argmax of A, B over the last axis."""
+    ia, ib = argmax_finite(A, -1), argmax_finite(B, -1)
+    take = lambda X, i: np.take_along_axis(X, np.maximum(i, 0)[..., None], -1)[..., 0]  # noqa: E731
+    t = take(A, ia) - take(A, ib) + take(B, ib) - take(B, ia)
+    return np.where((ia >= 0) & (ib >= 0), t, np.nan)
+
+
+def crossing_swap_test(a: np.ndarray, b: np.ndarray, *, n_perm: int = 4096, seed: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, int]:
+    """Paired swap permutation test of "a and b have different best layers".
+
+    Each side's profiles are first divided by their own spread
+    (:func:`profile_spread`), so a difference in predictability alone is not
+    a difference in shape. The statistic is the *crossing*
+    ``(A[a*] - A[b*]) + (B[b*] - B[a*])`` of the fold-mean profiles ``A``,
+    ``B`` with ``a*``, ``b*`` their best layers: how much a prefers its own
+    best layer over b's, plus how much b prefers its own over a's; 0 when the
+    best layers coincide. Under every swap (a fold's two profiles exchanged)
+    both best layers are selected again on the swapped means. H0: at every
+    held-out stimulus the two (rescaled) profiles are exchangeable, under
+    which the swap distribution is exact. (``scipy.stats.permutation_test``
+    permutes scalar observations; here one observation is a whole layer
+    profile and the statistic selects layers, so the swaps are written out.)
+
+    Parameters
+    ----------
+    a, b : arrays of shape (n_pair, n_layers, n_folds)
+        Per-fold r of the two sides (NaN where not scored).
+    n_perm : int
+        Exact enumeration when ``2 ** n_folds <= n_perm``, else ``n_perm`` random swaps.
+    seed : int
+
+    Returns
+    -------
+    p, crossing, p_min : arrays of shape (n_pair,)
+        ``p`` = share of swaps (the identity included) whose crossing is at
+        least the observed one; NaN where a side has no finite layer.
+        ``p_min``: the smallest p the swaps can give (``2 / 2 ** n`` for the
+        ``n`` scored folds when exact -- swapping every fold gives the
+        observed crossing again -- else ``1 / (n_perm + 1)``).
+    exact : bool
+    n_swaps : int
+    """
+    a = np.asarray(a, dtype=float) / profile_spread(a)[..., None, None]
+    b = np.asarray(b, dtype=float) / profile_spread(b)[..., None, None]
+    oka, okb = np.isfinite(a), np.isfinite(b)
+    a0, b0 = np.where(oka, a, 0.0), np.where(okb, b, 0.0)
+    swaps, exact = swap_signs(a.shape[-1], n_perm, seed)
+    dsum, dcnt = b0 - a0, okb.astype(float) - oka
+    same_mask = not dcnt.any()                          # then a swap moves sums, never counts
+    sum_a, sum_b, cnt_a, cnt_b = a0.sum(-1), b0.sum(-1), oka.sum(-1), okb.sum(-1)
+    observed = None
+    hits = np.zeros(a.shape[0])
+    batch = max(1, (1 << 19) // max(1, a.shape[0] * a.shape[1]))
+    for start in range(0, swaps.shape[0], batch):
+        s = swaps[start:start + batch]
+        ds = np.einsum("fk,plk->fpl", s, dsum)
+        dc = 0.0 if same_mask else np.einsum("fk,plk->fpl", s, dcnt)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = _crossing((sum_a + ds) / (cnt_a + dc), (sum_b - ds) / (cnt_b - dc))    # (batch, pair)
+        if observed is None:
+            observed = t[0]
+        hits += (t >= observed - 1e-9).sum(0)
+    p = np.where(np.isfinite(observed), hits / swaps.shape[0], np.nan)
+    n_scored = (oka.any(-2) & okb.any(-2)).sum(-1)
+    p_min = 2.0 / 2.0 ** n_scored if exact else np.full(a.shape[0], 1.0 / swaps.shape[0])
+    return p, observed, p_min, exact, int(swaps.shape[0])
