@@ -22,6 +22,7 @@ from .plots import (plot_centroid_layer, plot_deep_vs_classical, plot_element_co
 from .profiles import paired_ttest
 from .zones import SEED_MIDDLE_FRACTION, middle_band, middle_vs_final
 # second seed (issue 17): gradient alignment, lead-lag, renditions, clip-level labels, differential encoding
+from .crossover import crossover_layer_test
 from .differential import describe_differential, differential_encoding, plot_differential_encoding
 from .clips import clip_label_profile, deep_vs_classical_clips, plot_clip_profile, pool_clips
 from .gradients import (align_with_gradient, fit_moran, load_conte69_sphere, load_hcp_gradient, load_schaefer_parcels,
@@ -46,4 +47,5 @@ __all__ = [
     "rendition_distance", "align_renditions", "window_distance", "plot_rendition_distance",
     "pool_clips", "clip_label_profile", "deep_vs_classical_clips", "plot_clip_profile",
     "differential_encoding", "describe_differential", "plot_differential_encoding",
+    "crossover_layer_test",
 ]

@@ -78,38 +78,19 @@ def prepare_fmri_demo(out: str | Path, *, seed: int = 0, quick: bool = False, se
 
 def rating_difference(scores, *, feature_set: str = FEATURE_SET, first: str = RATINGS[0], second: str = RATINGS[1],
                       element: str = "original") -> dict[str, Any]:
-    """Are two ratings predicted by different layers? A crossover test with out-of-fold layer choice.
-
-    For each held-out stimulus (fold) ``k``, each rating's layer is chosen on
-    the *other* folds (``a_k`` for ``first``, ``b_k`` for ``second``); on fold
-    ``k`` the difference ``d_k = [r_first(a_k) - r_first(b_k)] + [r_second(b_k)
-    - r_second(a_k)]`` is how much each rating gains from its own layer over
-    the other's. ``d`` is tested > 0 with Nadeau & Bengio's corrected
-    resampled t (folds share training stimuli). When both ratings follow the
-    same layers, ``a_k`` and ``b_k`` are exchangeable and ``E[d] = 0``.
-
-    This is the one call the lead swaps for ``xaffect.analysis.differential``
-    once it lands.
+    """Are the two ratings predicted by different layers? :func:`xaffect.analysis.crossover_layer_test`.
 
     Returns
     -------
     dict
-        ``d`` (per fold), ``mean``, ``t``, ``p``, ``layers_first``/``layers_second`` (chosen per fold).
+        ``first``, ``second``, ``d`` (per fold), ``mean``, ``t``, ``p``,
+        ``layers_first``/``layers_second`` (chosen per fold without it), ``test``.
     """
-    from ..analysis._resample import choose_without_fold, take_along_layer
-    from ..analysis._scores import select_deep
-    from ..encoding._compare import corrected_resampled_ttest
+    from ..analysis import crossover_layer_test
 
-    r = select_deep(scores, feature_set, element, min_layers=2)
-    layers = np.asarray(r["layer"].values)
-    ra, rb = (np.asarray(r.sel(target=t).transpose("layer", "fold").values, dtype=float) for t in (first, second))
-    ia, ib = choose_without_fold(ra), choose_without_fold(rb)
-    d = (take_along_layer(ra, ia) - take_along_layer(ra, ib)) + (take_along_layer(rb, ib) - take_along_layer(rb, ia))
-    t, p = corrected_resampled_ttest(d, alternative="greater")
-    p = float(p) if np.isfinite(p) else 1.0                      # d == 0 in every fold: no difference at all
-    return {"first": first, "second": second, "d": d.tolist(), "mean": float(np.nanmean(d)), "t": float(t), "p": p,
-            "layers_first": layers[ia].tolist(), "layers_second": layers[ib].tolist(),
-            "test": "crossover of out-of-fold chosen layers, Nadeau-Bengio corrected resampled t (one-sided)"}
+    res = crossover_layer_test(scores, first, second, feature_set=feature_set, element=element)
+    return {"first": first, "second": second, "d": res["d"], "mean": res["mean"], "t": res["t"], "p": res["p"],
+            "layers_first": res["layers_a"], "layers_second": res["layers_b"], "test": res["test"]}
 
 
 def layer_map_recovery(scores, truth: dict, gradient_csv: str | Path, *, feature_set: str = FEATURE_SET,
