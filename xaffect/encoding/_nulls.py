@@ -382,35 +382,49 @@ def _shift_null_stats(A, W, sv, alphas, groups_a, Y, ymu, layout, *, n_perm, see
     FQ = np.fft.rfft(Q, axis=0)                                                          # (f, q)
     hat_rows = {}
     out = np.empty((n_t, n_perm))
-    width = rank if rank_space else q
-    chunk = max(1, _WORK_DOUBLES // (n_perm * (width + q) + max(sizes) * width))
+    width = max(rank if rank_space else q, q)
+    chunk = max(1, _WORK_DOUBLES // ((sum(sizes) + n_te) * width))
     for c0 in range(0, n_t, chunk):
         cols = np.arange(c0, min(c0 + chunk, n_t))
         FY = [np.fft.rfft(Y[a:b, cols] - ymu[cols], axis=0) for a, b in (spans[r] for r in tr_runs)]   # (f, k)
-        if rank_space:
-            Z = np.zeros((n_perm, rank, cols.size))
-            for r, fw, fy in zip(tr_runs, FW, FY):
-                C = np.fft.irfft(fw[:, :, None] * np.conj(fy)[:, None, :], n=sizes[r], axis=0)
-                Z += C[lags[:, r]]                                                       # C[k] = W_r' roll(Y_r, k)
         yc = Y[ta:tb, cols] - Y[ta:tb, cols].mean(0)
         G = np.fft.irfft(FQ[:, :, None] * np.conj(np.fft.rfft(yc, axis=0))[:, None, :], n=n_te, axis=0)
-        Gj = G[lags[:, t]]                                                                # Q' roll(y, k_jt)
-        var_y = (yc ** 2).sum(0)
+        var_y = (yc ** 2).sum(0)                                                          # G[k] = Q' roll(y, k)
+        if rank_space:                                 # C[k] = W_r' roll(Y_r, k), every lag, all alphas
+            corr = [np.fft.irfft(fw[:, :, None] * np.conj(fy)[:, None, :], n=sizes[r], axis=0)
+                    for r, fw, fy in zip(tr_runs, FW, FY)]                                # (n_r, rank, k) each
+        per_alpha = []
         for ai, idx in groups_a.items():
             loc = idx[(idx >= cols[0]) & (idx <= cols[-1])] - cols[0]
             if not loc.size:
                 continue
             h = 1.0 / (sv + alphas[ai])
             if rank_space:
-                E = np.matmul(R0 * h, Z[:, :, loc])                                         # (n_perm, q, k)
-            else:
+                per_alpha.append((loc, R0 * h, None))
+            else:                                      # C[k] = R0 diag(h) W_r' roll(Y_r, k), per alpha
                 if ai not in hat_rows:
                     hat_rows[ai] = [np.fft.rfft(((R0 * h) @ W[c].T).T, axis=0) for c in rows]   # (f, q) each
-                E = np.zeros((n_perm, q, loc.size))
-                for r, fh, fy in zip(tr_runs, hat_rows[ai], FY):
-                    C = np.fft.irfft(fh[:, :, None] * np.conj(fy[:, loc])[:, None, :], n=sizes[r], axis=0)
-                    E += C[lags[:, r]]
-            out[cols[loc]] = _ratio((E * Gj[:, :, loc]).sum(1), var_y[loc], (E ** 2).sum(1)).T
+                per_alpha.append((loc, None, [
+                    np.fft.irfft(fh[:, :, None] * np.conj(fy[:, loc])[:, None, :], n=sizes[r], axis=0)
+                    for r, fh, fy in zip(tr_runs, hat_rows[ai], FY)]))
+        # surrogates in blocks small enough to stay in cache while the runs' slices are summed
+        block = max(1, 262_144 // (width * cols.size))
+        for p0 in range(0, n_perm, block):
+            pj = np.arange(p0, min(p0 + block, n_perm))
+            if rank_space:
+                Z = corr[0][lags[pj, tr_runs[0]]]
+                for r, c in zip(tr_runs[1:], corr[1:]):
+                    Z += c[lags[pj, r]]                                                   # W' S_j, (block, rank, k)
+            Gj = G[lags[pj, t]]                                                           # Q' roll(y, k_jt)
+            for loc, M, corr_a in per_alpha:
+                if rank_space:
+                    E = np.matmul(M, Z[:, :, loc])                                        # Q' P_j, (block, q, k)
+                else:
+                    E = corr_a[0][lags[pj, tr_runs[0]]]
+                    for r, c in zip(tr_runs[1:], corr_a[1:]):
+                        E += c[lags[pj, r]]
+                Gl = Gj[:, :, loc]
+                out[cols[loc][:, None], pj[None, :]] = _ratio((E * Gl).sum(1), var_y[loc], (E ** 2).sum(1)).T
     return out
 
 
