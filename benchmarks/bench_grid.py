@@ -8,7 +8,8 @@ same z-scored training designs, the same inner folds and ``fit_intercept=True``.
 
     python benchmarks/bench_grid.py            # a few minutes
     python benchmarks/bench_grid.py --full     # the seed's full grid (long)
-    python benchmarks/bench_grid.py --nulls    # + cost of 1000 nulls vs none
+    python benchmarks/bench_grid.py --nulls    # + cost of 1000 nulls vs none, per null kind and route
+    python benchmarks/bench_grid.py --nulls --only-nulls --layers 1 --repeats 3   # just that
     python benchmarks/bench_grid.py --workers  # + 2 dask workers vs 1
 """
 
@@ -91,6 +92,40 @@ def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def null_costs(feats, targets, args):
+    """1000 nulls vs none, per null kind and per route, interleaved repeats, medians.
+
+    The deep set (``--units`` features, 14 x 240 training samples) goes through the hat-matrix
+    route (rank >= the held-out length), its 12-component PCA through the low-rank route
+    (rank 12, everything in the rank-sized space): each is timed as a grid of its own.
+    """
+    import os
+
+    from xaffect.encoding import DEFAULT_ALPHAS, fit_grid
+    from xaffect.store import use_scheduler
+
+    kinds = [k for k in args.null_kinds.split(",") if k]
+    routes = {"hat-matrix route (deep set)": {"deep": feats["deep"]},
+              "low-rank route (pca12)": {"deep.pca12": feats["deep.pca12"]}}
+    print(f"load average before: {os.getloadavg()}")
+    for route, fs in routes.items():
+        times = {k: [] for k in ["none"] + kinds}
+        for _ in range(args.repeats):                       # interleaved: none, stimulus, shift, phase, none, ...
+            for k in times:
+                t0 = time.perf_counter()
+                with use_scheduler("synchronous"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    fit_grid(fs, targets, alphas=DEFAULT_ALPHAS, progress=False, blas_threads=args.blas_threads,
+                             n_perm=0 if k == "none" else args.n_perm, null="auto" if k == "none" else k)
+                times[k].append(time.perf_counter() - t0)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        print(f"{route}: no nulls median {med['none']:.2f} s ({args.repeats} repeats)")
+        for k in kinds:
+            print(f"  {args.n_perm} nulls, {k:8s}: median {med[k]:7.2f} s = {med[k] / med['none']:5.2f}x the grid "
+                  f"without nulls (all: {', '.join(f'{t:.2f}' for t in times[k])})")
+        print(f"  peak RSS so far {peak_mb():.0f} MB; load average {os.getloadavg()}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="the seed's full grid")
@@ -103,6 +138,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--nulls", action="store_true", help="also time 1000 nulls vs none")
     ap.add_argument("--n-perm", type=int, default=1000)
+    ap.add_argument("--null-kinds", default="stimulus,shift,phase", help="nulls timed by --nulls")
+    ap.add_argument("--only-nulls", action="store_true", help="with --nulls: skip the himalaya comparison")
     ap.add_argument("--workers", action="store_true", help="also time 2 dask workers vs 1")
     ap.add_argument("--skip-himalaya", action="store_true")
     ap.add_argument("--blas-threads", type=int, default=1,
@@ -123,6 +160,9 @@ def main():
     print(f"grid: 2 feature sets ({args.units} units, pca12) x {args.layers} layers x {args.elements} elements x "
           f"{args.targets} targets, {args.stimuli} stimuli x {args.seconds} s, 21 alphas, LOSO + inner LOSO; "
           f"BLAS threads {[i.get('num_threads') for i in threadpool_info()]}")
+    if args.nulls and args.only_nulls:
+        null_costs(feats, targets, args)
+        return
     with use_scheduler("synchronous"):
         t_ours, ds = timed(lambda: fit_grid(feats, targets, alphas=DEFAULT_ALPHAS, progress=False,
                                                        blas_threads=args.blas_threads), args.repeats)
@@ -138,11 +178,7 @@ def main():
         print(f"himalaya RidgeCV loop:      median {t_him:8.2f} s   peak RSS {peak_mb():.0f} MB")
         print(f"speed-up {t_him / t_ours:.2f}x; identical chosen alphas: {same} ({n_diff} differ)")
     if args.nulls:
-        with use_scheduler("synchronous"):
-            t_null, _ = timed(lambda: fit_grid(feats, targets, alphas=DEFAULT_ALPHAS, n_perm=args.n_perm,
-                                               progress=False, blas_threads=args.blas_threads), 1)
-        print(f"with {args.n_perm} nulls:         {t_null:8.2f} s = {t_null / t_ours:.2f}x the grid without "
-              f"nulls   peak RSS {peak_mb():.0f} MB")
+        null_costs(feats, targets, args)
     if args.workers:
         res = {}
         for nw in (1, 2):

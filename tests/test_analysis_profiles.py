@@ -193,3 +193,16 @@ def test_profile_null_band_is_the_permutation_null_quantiles():
     # the planted peak sits far above its null band; the null target inside it
     a = prof.sel(target="rating:arousal", element="voice", layer=7)
     assert float(a["mean"]) > float(a["null_upper"])
+
+
+def test_layer_profile_reuses_the_summary_bootstrap():
+    """The report pays each feature set's best-layer bootstrap once: the profile built from the summary's
+    ``best_*`` is the profile computed from scratch."""
+    from xaffect.analysis.layers import layer_summary
+
+    s = make_scores(seed=3)
+    summ = layer_summary(s, feature_set="hubert", n_boot=200, seed=2)
+    fresh = layer_profile(s, feature_set="hubert", n_boot=200, seed=2)
+    reused = layer_profile(s, feature_set="hubert", n_boot=200, seed=2, best=summ)
+    xr.testing.assert_identical(fresh, reused)
+    assert "centroid" not in reused                              # only the best_* variables are taken

@@ -1,6 +1,7 @@
 """Null surrogates and corrections against references (scipy, brute force)."""
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from xaffect.encoding import circular_shift, fdr_bh, fwer_maxstat, permutation_p, phase_randomise
@@ -59,19 +60,53 @@ def test_folds():
     assert list(te) == [5, 6, 7, 8, 9] and not set(range(3, 12)) & set(tr)
 
 
-def test_fft_shift_null_equals_direct_surrogates(monkeypatch):
+@pytest.mark.parametrize("null", ["shift", "stimulus"])
+@pytest.mark.parametrize("n_features", [6, 80])                  # low-rank route and hat-matrix route
+def test_fast_nulls_equal_the_direct_surrogates(monkeypatch, null, n_features):
+    """Every fast route (FFT / sufficient statistics) equals forming each surrogate and pushing it through."""
     import xaffect.encoding._nested as nested
+    import xaffect.encoding._nulls as nulls
 
     rng = np.random.default_rng(3)
-    groups = np.repeat(np.arange(5), 50)
-    X = rng.standard_normal((250, 80))
-    Y = rng.standard_normal((250, 7)) + X[:, :1]
+    sizes = [50, 46, 53, 50, 48, 51]
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    X = rng.standard_normal((groups.size, n_features))
+    Y = np.cumsum(rng.standard_normal((groups.size, 7)), axis=0)
+    Y[:, :3] = X[:, :3] @ rng.standard_normal((3, 3)) * 3 + rng.standard_normal((groups.size, 3))  # small alphas
     tr, te = np.flatnonzero(groups != 2), np.flatnonzero(groups == 2)
-    kw = dict(alphas=10.0 ** np.arange(-2, 4.0), n_perm=30)
-    fast = nested.fit_outer_fold(X, Y, tr, te, groups, **kw)["r_null"]
-    monkeypatch.setattr(nested, "_shift_null_fft", lambda *a, **k: None)
+    kw = dict(alphas=10.0 ** np.arange(-2, 4.0), n_perm=40, null=null, seed=5)
+    fast = nested.fit_outer_fold(X, Y, tr, te, groups, **kw)
+    assert len(np.unique(fast["alpha"])) > 1                      # several alpha groups exercised
+    assert nulls._loso_layout(groups, tr, te) is not None         # the fast route was taken
+    other = None
+    if null == "stimulus":                                         # the other way of forming the blocks
+        cheaper = nulls._rank_space_cheaper
+        monkeypatch.setattr(nulls, "_rank_space_cheaper", lambda *a: not cheaper(*a))
+        other = nested.fit_outer_fold(X, Y, tr, te, groups, **kw)["r_null"]
+    monkeypatch.setattr(nulls, "_loso_layout", lambda *a, **k: None)
     direct = nested.fit_outer_fold(X, Y, tr, te, groups, **kw)["r_null"]
-    np.testing.assert_allclose(fast, direct, atol=1e-12)
+    np.testing.assert_allclose(fast["r_null"], direct, rtol=0, atol=1e-10)
+    if other is not None:
+        np.testing.assert_allclose(other, direct, rtol=0, atol=1e-10)
+    assert np.isfinite(direct).all() and direct.std() > 0.05
+
+
+@pytest.mark.parametrize("n_features", [4, 60])                  # low-rank route and hat-matrix route
+def test_shift_null_replays_the_fold_on_shifted_data(n_features):
+    from xaffect.encoding._nested import fit_outer_fold
+    from xaffect.surrogates import make_surrogates
+
+    rng = np.random.default_rng(12)
+    sizes = [40, 35, 44, 40, 38, 41]
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    X = rng.standard_normal((groups.size, n_features))
+    Y = np.cumsum(rng.standard_normal((groups.size, 3)), axis=0)
+    tr, te = np.flatnonzero(groups != 2), np.flatnonzero(groups == 2)
+    out = fit_outer_fold(X, Y, tr, te, groups, alphas=[3.0], n_perm=6, null="shift", seed=4)
+    for j in range(6):
+        S_j = make_surrogates(Y, groups, 1, kind="shift", seed=4, start=j)[0]
+        ref = fit_outer_fold(X, S_j, tr, te, groups, alphas=[3.0])["r"]
+        np.testing.assert_allclose(out["r_null"][:, j], ref, atol=1e-9)
 
 
 def test_shared_surrogates_shift_bounded_away_from_zero():

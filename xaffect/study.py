@@ -297,7 +297,12 @@ def run_study(study: Study, *, stages: Iterable[str] | None = None, force: bool 
     dict
         Stage name to the stores it wrote or found current.
     """
+    import resource
     import time
+
+    def cpu() -> float:                   # user + sys of every thread of this process and its children
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
     chosen = list(stages) if stages is not None else study.stages
     specs = stage_specs(chosen)
@@ -307,10 +312,10 @@ def run_study(study: Study, *, stages: Iterable[str] | None = None, force: bool 
     check_study(study, stages=chosen, echo=echo)
     done: dict[str, list[str]] = {}
     for i, name in enumerate(chosen, 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu()
         echo(f"[{i}/{len(chosen)}] {name} …")
         with _quiet_mne():
             done[name] = specs[name].run(study, force=force, progress=progress)
         echo(f"[{i}/{len(chosen)}] {name}: {', '.join(done[name]) or 'nothing to do'} "
-             f"({time.perf_counter() - t0:.1f} s)")
+             f"({time.perf_counter() - t0:.1f} s, CPU {cpu() - c0:.1f} s)")
     return done

@@ -77,7 +77,7 @@ def _best_bootstrap(rv: np.ndarray, layers: np.ndarray, *, n_boot: int, seed: in
 def layer_profile(scores: xr.Dataset, *, feature_set: str, element: str | None = None, ci: float = 0.95,
                   n_boot: int = 1000, seed: int = 0, p_var: str = "p_fdr", alpha: float = 0.05,
                   family: Sequence[str] | None = None, method: str = "fdr",
-                  test_train_ratio: float | None = None) -> xr.Dataset:
+                  test_train_ratio: float | None = None, best: xr.Dataset | None = None) -> xr.Dataset:
     """Mean r per layer with an interval that respects fold overlap, and the best layer with its interval.
 
     Parameters
@@ -101,6 +101,10 @@ def layer_profile(scores: xr.Dataset, *, feature_set: str, element: str | None =
         (see :func:`centroid_layer`).
     test_train_ratio : float, optional
         For the corrected t band (default ``1 / (n_folds - 1)``).
+    best : xarray.Dataset, optional
+        The ``best_*`` variables already computed for the same feature set,
+        element, ``ci``, ``n_boot`` and ``seed`` (e.g. by :func:`layer_summary`),
+        reused instead of paying the bootstrap again.
 
     Returns
     -------
@@ -141,7 +145,10 @@ def layer_profile(scores: xr.Dataset, *, feature_set: str, element: str | None =
         lo, hi = _quantile_interval(np.asarray(nl.values), ci, discrete=False)
         template = nl.isel(perm=0, drop=True)
         out["null_lower"], out["null_upper"] = template.copy(data=lo), template.copy(data=hi)
-    best = _best_layer_dataset(r, ci=ci, n_boot=n_boot, seed=seed)
+    if best is None:
+        best = _best_layer_dataset(r, ci=ci, n_boot=n_boot, seed=seed)
+    else:
+        best = best[[v for v in best.data_vars if str(v).startswith("best_")]]
     out = out.merge(best)
     out.attrs.update(feature_set=feature_set, ci=ci, element=element or "all", n_boot=n_boot,
                      interval="Nadeau-Bengio corrected resampled t across folds",

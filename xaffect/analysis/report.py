@@ -209,9 +209,10 @@ def write_report(workspace: Any, out_dir: str | os.PathLike, *, study: Any = Non
             vals, p = got
             flags = _leakage(workspace, names, vals, p, alpha, explained) if kind == "region" else None
             region_maps[kind] = (vals, p, flags)
+    summaries: dict[str, xr.Dataset] = {}        # each deep set's bootstrap, paid once for table and profiles
     if deeps:
         table = summary_table(ds, deep=deeps, p_var=p_var, alpha=alpha, ceiling=noise_ceiling(workspace) if "targets" in names else None,
-                              n_boot=n_boot)
+                              n_boot=n_boot, summaries=summaries)
         flags = region_maps.get("region", (None, None, None))[2]
         if flags is not None and not table.empty:
             src = {f"region:{r}": f"leakage from {s}" for r, s, f in
@@ -231,7 +232,7 @@ def write_report(workspace: Any, out_dir: str | os.PathLike, *, study: Any = Non
 
     # ----------------------------------------------------- layer profiles
     for fs in deeps:
-        prof = layer_profile(ds, feature_set=fs, p_var=p_var, alpha=alpha, n_boot=n_boot)
+        prof = layer_profile(ds, feature_set=fs, p_var=p_var, alpha=alpha, n_boot=n_boot, best=summaries.get(fs))
         w.figure(plots.plot_layer_profiles(prof, max_panels=8), f"Layer profiles: {fs}",
                  f"{fs}: mean r per layer (band: corrected resampled t 95 % interval), grey: central 95 % of the "
                  f"permutation null, filled markers: layer significant ({test}), star: best layer with its "

@@ -54,7 +54,8 @@ def _interval(lo: float, hi: float, digits: int = 0) -> str:
 
 
 def summary_table(scores: xr.Dataset, *, deep: list[str], p_var: str = "p_fwer", alpha: float = 0.05,
-                  ceiling: xr.DataArray | None = None, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+                  ceiling: xr.DataArray | None = None, n_boot: int = 1000, seed: int = 0,
+                  summaries: dict[str, xr.Dataset] | None = None) -> pd.DataFrame:
     """One row per target: its best (deep feature set, element) with best and centroid layer and intervals.
 
     Parameters
@@ -71,6 +72,9 @@ def summary_table(scores: xr.Dataset, *, deep: list[str], p_var: str = "p_fwer",
         Noise ceiling (r) of the targets that have one.
     n_boot, seed
         Stimulus-level bootstrap of the intervals.
+    summaries : dict of str to xarray.Dataset, optional
+        Filled with each deep feature set's :func:`~xaffect.analysis.layer_summary`
+        (so a caller reuses its bootstrap, e.g. for the layer profiles).
 
     Returns
     -------
@@ -88,6 +92,8 @@ def summary_table(scores: xr.Dataset, *, deep: list[str], p_var: str = "p_fwer",
     best: dict[str, dict[str, Any]] = {}
     for fs in deep:
         summ = layer_summary(sc, feature_set=fs, p_var=p_var, alpha=alpha, n_boot=n_boot, seed=seed)
+        if summaries is not None:
+            summaries[fs] = summ
         summ = summ.transpose("element", "target") if "element" in summ.dims else summ.expand_dims(element=["-"])
         for el in summ["element"].values:
             row = summ.sel(element=el)

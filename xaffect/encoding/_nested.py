@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..surrogates import make_surrogates, match_length, permutation_draws, shift_draws
 from ._backend import resolve_backend
+from ._nulls import null_scores
 from ._solvers import decompose, fold_scores, logo_scores, score_columns, select_alphas, solve_coefs, to_numpy
-from ..store.clock import run_bounds
 
 __all__ = ["fit_outer_fold", "zscore_train"]
 
@@ -162,7 +161,7 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
         out["alpha"][b] = alpha_t
         out["cv_score"][b] = cv[best, np.arange(cv.shape[1])]
         if n_perm:
-            out["r_null"][b] = _null_scores(dec_np, Dte, Y[:, b].astype(np.float64), ymu, train, test,
+            out["r_null"][b] = null_scores(dec_np, Dte, Y[:, b].astype(np.float64), ymu, train, test,
                                             np.asarray(inner), best, alphas, n_perm=n_perm, null=null,
                                             seed=seed, batch=perm_batch)
     return out
@@ -195,163 +194,3 @@ def _gapped_inner_folds(groups: np.ndarray, train: np.ndarray, labels, gap: int)
             raise ValueError(f"inner cross-validation: gap={gap} leaves no training rows for group {g!r}")
         folds.append((np.flatnonzero(keep), te))
     return folds
-
-
-def _null_scores(dec, Dte, Y, ymu, train, test, inner, best, alphas, *, n_perm, null, seed, batch):
-    """Held-out r of models fit to surrogate targets, shape (n_targets, n_perm).
-
-    Surrogate ``j`` shifts (or phase-randomises) every stimulus of the *whole*
-    target matrix with draws that depend only on ``(seed, j)``, so it is the
-    same surrogate in every fold and every cell: the null replays the whole
-    cross-validation on a surrogate data set (training and held-out parts
-    alike), which keeps the dependence between folds that the fold-mean r
-    has. Each surrogate is pushed through this fold's decomposition at each
-    target's chosen alpha -- no refit.
-    """
-    A = dec.test_factor(Dte)                              # (n_test, rank)
-    W = dec.W                                             # (n_train, rank)
-    n_te, rank = A.shape
-    n_tr = W.shape[0]
-    # route by flop count: a (n_test, n_train) hat per alpha, or the reduced space W'S
-    reduced = rank * (n_tr + n_te) < n_te * n_tr
-    out = np.empty((Y.shape[1], n_perm))
-    groups_a = {ai: np.flatnonzero(best == ai) for ai in np.unique(best)}
-    hats = {}
-    if not reduced:
-        for ai in groups_a:
-            hats[ai] = (A * (1.0 / (dec.s + alphas[ai]))) @ W.T          # (n_test, n_train)
-    if null == "shift" and not reduced:
-        fast = _shift_null_fft(hats, groups_a, Y, ymu, train, test, inner, n_perm=n_perm, seed=seed)
-        if fast is not None:
-            return fast
-    if null == "stimulus":
-        fast = _stimulus_null_blocks(hats, groups_a, Y, train, test, inner, n_perm=n_perm, seed=seed,
-                                     reduced=(A * 1.0, W, dec.s, alphas) if reduced else None)
-        if fast is not None:
-            return fast
-    for start in range(0, n_perm, batch):
-        nb = min(batch, n_perm - start)
-        S = make_surrogates(Y, inner, nb, kind=null, seed=seed, start=start)   # (nb, n_samples, T)
-        Str = S[:, train] - ymu
-        Ste = S[:, test]
-        if reduced:
-            Z = np.einsum("jr,bjt->brt", W, Str, optimize=True)                # (nb, rank, T)
-        for ai, idx in groups_a.items():
-            if reduced:
-                P = np.einsum("ir,brt->bit", A * (1.0 / (dec.s + alphas[ai])), Z[:, :, idx], optimize=True)
-            else:
-                Sk = Str[:, :, idx].transpose(1, 0, 2).reshape(n_tr, -1)        # (n_train, nb*k)
-                P = (hats[ai] @ Sk).reshape(n_te, nb, idx.size).transpose(1, 0, 2)   # (nb, n_test, k)
-            out[idx, start:start + nb] = _r_batch(Ste[:, :, idx], P).T
-    return out
-
-
-def _shift_null_fft(hats, groups_a, Y, ymu, train, test, inner, *, n_perm, seed):
-    """Circular-shift nulls for every lag at once by FFT cross-correlation.
-
-    For a training stimulus ``s`` (rows ``c_s``), ``H[:, c_s] @ roll(Y_s, k)``
-    for all lags ``k`` is a circular cross-correlation along time, so every
-    surrogate's held-out prediction is a sum over training stimuli of one
-    precomputed slice each. Returns None when a training stimulus is only
-    partly in ``train`` (blocked folds with a gap), where the direct route is used.
-    """
-    runs = run_bounds(inner)
-    spans = list(zip(runs[:-1], runs[1:]))
-    lags = shift_draws(inner, n_perm, seed=seed)                        # (n_perm, n_runs)
-    in_train = np.zeros(inner.size, bool)
-    in_train[train] = True
-    pos = np.full(inner.size, -1)
-    pos[train] = np.arange(train.size)
-    test_set = set(test.tolist())
-    out = np.empty((Y.shape[1], n_perm))
-    test_run = [r for r, (a, b) in enumerate(spans) if a in test_set]
-    if len(test_run) != 1 or (spans[test_run[0]][1] - spans[test_run[0]][0]) != test.size:
-        return None
-    ta, tb = spans[test_run[0]]
-    tr_runs = [r for r, (a, b) in enumerate(spans) if r != test_run[0]]
-    for r in tr_runs:
-        a, b = spans[r]
-        if not in_train[a:b].all():
-            return None
-    n_te = tb - ta
-    k_te = lags[:, test_run[0]]
-    te_idx = (np.arange(n_te)[None, :] - k_te[:, None]) % n_te            # rolled[m] = y[m - k]
-    for ai, idx in groups_a.items():
-        H = hats[ai]
-        P = np.zeros((n_perm, n_te, idx.size))
-        for r in tr_runs:
-            a, b = spans[r]
-            cols = pos[a:b]
-            n_s = b - a
-            Ys = Y[a:b][:, idx] - ymu[idx]
-            FH = np.fft.rfft(H[:, cols], axis=1)                            # (n_te, f)
-            FY = np.fft.rfft(Ys, axis=0)                                    # (f, k)
-            # C[:, k, t] = sum_m H[:, m] Ys[(m - k) mod n_s, t]
-            C = np.fft.irfft(FH[:, :, None] * np.conj(FY)[None, :, :], n=n_s, axis=1)   # (n_te, n_s, k)
-            P += C[:, lags[:, r], :].transpose(1, 0, 2)
-        Yte = Y[ta:tb][:, idx][te_idx]                                      # (n_perm, n_te, k)
-        out[idx] = _r_batch(Yte, P).T
-    return out
-
-
-def _stimulus_null_blocks(hats, groups_a, Y, train, test, inner, *, n_perm, seed, reduced=None):
-    """Stimulus-permutation nulls from one product per (training stimulus, donor stimulus).
-
-    Surrogate ``j`` gives run ``r`` the length-matched targets of run
-    ``perm_j[r]``, so its held-out prediction is ``sum_r H[:, c_r] @ Y_{perm_j[r]}``:
-    the ``n_runs**2`` products are formed once and each surrogate is a sum of
-    ``n_runs`` of them. With ``reduced = (A, W, s, alphas)`` (low rank) the
-    products are ``W[c_r]' Y_d`` in the rank-sized space instead. (The hat
-    matrix annihilates constants -- the training design is centred -- so the
-    training mean of the targets need not be removed.) Returns None when the
-    held-out rows are not exactly one run or a training run is only partly
-    in ``train``.
-    """
-    runs = run_bounds(inner)
-    spans = list(zip(runs[:-1], runs[1:]))
-    in_train = np.zeros(inner.size, bool)
-    in_train[train] = True
-    pos = np.full(inner.size, -1)
-    pos[train] = np.arange(train.size)
-    test_run = [r for r, (a, b) in enumerate(spans) if a == test[0]]
-    if len(test_run) != 1 or spans[test_run[0]][1] - spans[test_run[0]][0] != test.size:
-        return None
-    t = test_run[0]
-    tr_runs = [r for r in range(len(spans)) if r != t]
-    if not all(in_train[a:b].all() for a, b in (spans[r] for r in tr_runs)):
-        return None
-    perms = permutation_draws(inner, n_perm, seed=seed)                  # (n_perm, n_runs)
-    n_te = test.size
-    out = np.empty((Y.shape[1], n_perm))
-    donors = [Y[a:b] for a, b in spans]
-    T = np.stack([match_length(d, n_te) for d in donors])                  # (n_runs, n_te, n_targets)
-    if reduced is not None:
-        A, W, sv, alphas = reduced
-        Z = np.zeros((n_perm, W.shape[1], Y.shape[1]))                    # W' S_j, (n_perm, rank, n_targets)
-        for r in tr_runs:
-            a, b = spans[r]
-            Wr = W[pos[a:b]].T                                             # (rank, n_r)
-            Z += np.stack([Wr @ match_length(d, b - a) for d in donors])[perms[:, r]]
-        for ai, idx in groups_a.items():
-            P = np.einsum("ir,brt->bit", A * (1.0 / (sv + alphas[ai])), Z[:, :, idx], optimize=True)
-            out[idx] = _r_batch(T[perms[:, t]][:, :, idx], P).T
-        return out
-    for ai, idx in groups_a.items():
-        H = hats[ai]
-        P = np.zeros((n_perm, n_te, idx.size))
-        for r in tr_runs:
-            a, b = spans[r]
-            Hr = H[:, pos[a:b]]
-            M = np.stack([Hr @ match_length(d[:, idx], b - a) for d in donors])   # (n_runs, n_te, k)
-            P += M[perms[:, r]]
-        out[idx] = _r_batch(T[perms[:, t]][:, :, idx], P).T
-    return out
-
-
-def _r_batch(Yt: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """Pearson r per (surrogate, target) of arrays of shape (nb, n_test, k)."""
-    Yt = Yt - Yt.mean(1, keepdims=True)
-    P = P - P.mean(1, keepdims=True)
-    den = np.sqrt((Yt ** 2).sum(1) * (P ** 2).sum(1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, (Yt * P).sum(1) / den, 0.0)
