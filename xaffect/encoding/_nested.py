@@ -144,9 +144,10 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
            "cv_score": np.empty(n_targets), "r_null": np.full((n_targets, n_perm), np.nan)}
     for t0 in range(0, n_targets, step):
         b = slice(t0, min(t0 + step, n_targets))
-        Ytr = Y[train, b].astype(np.float64)              # only this batch is ever float64
-        ymu = Ytr.mean(0)
-        Yc = be.asarray(Ytr - ymu)
+        Ytr = Y[train, b]                                 # one target batch at a time, in the backend's dtype
+        ymu = Ytr.mean(0, dtype=np.float64)
+        Yc = be.asarray(Ytr) - be.asarray(ymu)
+        del Ytr
         if inner_folds is None:
             scores = logo_scores(dec, Yc, groups, alphas, scoring=scoring)
         else:
