@@ -131,7 +131,17 @@ def main():
     ap.add_argument("--him-backends", default="numpy,torch", help="himalaya backends, comma-separated")
     ap.add_argument("--no-float64", action="store_true", help="skip xaffect float64 (the accuracy reference)")
     ap.add_argument("--memory-sweep", default="", help="targets list: xaffect float32 peak memory at fixed batch")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="BLAS/torch threads for every side (0: leave as is). On a loaded shared machine "
+                         "multithreaded LAPACK and torch thrash (himalaya 15-60x slower measured), so both "
+                         "sides get the same single thread by default")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=args.threads)
+        torch.set_num_threads(args.threads)
     if args.memory_sweep:
         return memory_sweep([int(t) for t in args.memory_sweep.split(",")], args)
 

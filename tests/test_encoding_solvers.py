@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from xaffect.encoding import _logo as L
 from xaffect.encoding import _solvers as S
 from xaffect.encoding._backend import Backend, resolve_backend
 from xaffect.encoding._ridge import DEFAULT_ALPHAS
@@ -104,10 +105,10 @@ def test_factor_route_falls_back_to_the_float64_solve_where_ill_conditioned(monk
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     dec = S.decompose(X32)
     solve = S.logo_scores(dec, Y32, groups, DEFAULT_ALPHAS, scoring="r2", route="solve")
-    monkeypatch.setattr(S, "KAPPA_MAX", 0.0)           # nothing is well conditioned enough
+    monkeypatch.setattr(L, "KAPPA_MAX", 0.0)           # nothing is well conditioned enough
     np.testing.assert_array_equal(S.logo_scores(dec, Y32, groups, DEFAULT_ALPHAS, scoring="r2", route="factor"),
                                   solve)
-    monkeypatch.setattr(S, "KAPPA_MAX", np.inf)        # everything applied as a float32 factor
+    monkeypatch.setattr(L, "KAPPA_MAX", np.inf)        # everything applied as a float32 factor
     forced = S.logo_scores(dec, Y32, groups, DEFAULT_ALPHAS, scoring="r2", route="factor")
     assert not np.array_equal(forced, solve)
     assert np.abs(forced - solve).max() < EPS32 * np.sqrt(400) * 50
@@ -126,7 +127,7 @@ def test_many_targets_take_the_factor_route_and_agree_with_float64():
     # T > 1.33 n_k + rank); same alphas as float64 wherever the CV curve separates them
     X, Y, groups = _problem(p=40, t=200)
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
-    assert S._inverse_route_pays(60, 40, 200, True) and not S._inverse_route_pays(60, 40, 200, False)
+    assert L._inverse_route_pays(60, 40, 200, True) and not L._inverse_route_pays(60, 40, 200, False)
     ref = S.logo_scores(S.decompose(X), Y, groups, DEFAULT_ALPHAS, scoring="r2")
     got = S.logo_scores(S.decompose(X32), Y32, groups, DEFAULT_ALPHAS, scoring="r2")
     bound = EPS32 * np.sqrt(40) * 50
