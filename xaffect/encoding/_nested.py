@@ -12,7 +12,8 @@ import numpy as np
 
 from ..surrogates import make_surrogates, match_length, permutation_draws, shift_draws
 from ._backend import resolve_backend
-from ._solvers import decompose, fold_scores, logo_scores, score_columns, select_alphas, solve_coefs, to_numpy
+from ._solvers import (decompose, decompose_folds, fold_scores, logo_scores, predict_heldout, score_columns,
+                       select_alphas, to_numpy)
 from ..store.clock import run_bounds
 
 __all__ = ["fit_outer_fold", "zscore_train"]
@@ -139,6 +140,9 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
         inner_folds = None if method == "logo" else [(np.flatnonzero(groups != g), np.flatnonzero(groups == g))
                                                      for g in labels]
     dec_np = dec if be.name == "numpy" else _NumpyDecomposition(dec)
+    # shared by every target batch: the inner decompositions and the held-out test factor
+    inner_dec = decompose_folds(Dtr, inner_folds) if inner_folds is not None else None
+    A_test = dec.test_factor(Dte_b)
     step = n_targets if not n_targets_batch else int(n_targets_batch)
     out = {"r": np.empty(n_targets), "r2": np.empty(n_targets), "alpha": np.empty(n_targets),
            "cv_score": np.empty(n_targets), "r_null": np.full((n_targets, n_perm), np.nan)}
@@ -151,12 +155,11 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
         if inner_folds is None:
             scores = logo_scores(dec, Yc, groups, alphas, scoring=scoring)
         else:
-            scores = fold_scores(Dtr, Yc, inner_folds, alphas, scoring=scoring)
+            scores = fold_scores(Dtr, Yc, inner_folds, alphas, scoring=scoring, decomposed=inner_dec)
         cv = to_numpy(scores).astype(np.float64).mean(0)      # (n_alphas, batch)
         best = select_alphas(cv, alphas)
         alpha_t = alphas[best]
-        coef = solve_coefs(dec, Yc, alpha_t)
-        pred = to_numpy(Dte_b @ coef).astype(np.float64) + ymu
+        pred = to_numpy(predict_heldout(dec, A_test, Yc, alpha_t)).astype(np.float64) + ymu
         Yte = Y[test, b].astype(np.float64)
         out["r"][b] = score_columns(Yte, pred[None], "r")[0]
         out["r2"][b] = score_columns(Yte, pred[None], "r2")[0]

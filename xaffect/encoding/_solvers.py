@@ -12,12 +12,14 @@ space.
 returns arrays of the same library and device. The large products (Gram
 matrix, ``X V``, hat blocks, residuals, predictions) run in the dtype of the
 design -- float32 when the caller passes float32, which halves time and
-memory -- while the two steps whose accuracy decides which alpha wins run in
+memory -- while the steps whose accuracy decides which alpha wins are
 float64 whatever the input: the eigendecomposition (``r^3``, small beside the
-Gram) and the leave-one-group-out solves ``(I - H_kk)^-1`` (``n_k^3`` per
-group and alpha). See :func:`logo_scores` for the error bound that justifies
-the float32 tolerance used in the tests. The leave-one-group-out kernel
-(:func:`logo_scores`) lives in :mod:`._logo` and is re-exported here.
+Gram) and the leave-one-group-out systems ``I - H_kk`` (``n_k^3`` per group
+and alpha), which are either solved in float64 or, with many targets and
+where ``cond(I - H_kk)`` is small, inverted in float64 and applied as one
+float32 factor. See :func:`._logo.logo_scores` for the error bound that
+justifies the float32 tolerance used in the tests. The leave-one-group-out
+kernel lives in :mod:`._logo` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from collections.abc import Sequence
 import numpy as np
 from array_api_compat import array_namespace, device as array_device, is_torch_array
 
-__all__ = ["decompose", "predict_path", "solve_coefs", "score_columns", "select_alphas",
+__all__ = ["decompose", "decompose_folds", "predict_path", "predict_heldout", "solve_coefs", "score_columns",
+           "select_alphas",
            "logo_scores", "fold_scores", "to_numpy"]
 
 
@@ -289,7 +292,34 @@ def select_alphas(cv_scores, alphas) -> np.ndarray:
     return np.argmax(s, axis=0)
 
 
-def fold_scores(X, Y, folds, alphas, *, scoring: str = "neg_mse", fit_intercept: bool = True):
+def decompose_folds(X, folds, *, fit_intercept: bool = True) -> list:
+    """One decomposition per (train, test) fold, for :func:`fold_scores` to reuse over target batches.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    folds : iterable of (train, test) index arrays
+
+    Returns
+    -------
+    list of (train, test, Decomposition, A, x_mean)
+        ``A`` of shape (n_test, rank) is the test factor of the centred held-out rows.
+    """
+    xp = array_namespace(X)
+    out = []
+    for train, test in folds:
+        tr = _as(xp, train, xp.zeros(1, dtype=xp.int64, device=array_device(X)))
+        te = _as(xp, test, tr)
+        Xtr, Xte = xp.take(X, tr, axis=0), xp.take(X, te, axis=0)
+        if fit_intercept:
+            mx = xp.mean(Xtr, axis=0)
+            Xtr, Xte = Xtr - mx, Xte - mx
+        dec = decompose(Xtr)
+        out.append((tr, te, dec, dec.test_factor(Xte)))
+    return out
+
+
+def fold_scores(X, Y, folds, alphas, *, scoring: str = "neg_mse", fit_intercept: bool = True, decomposed=None):
     """Inner-CV scores by one decomposition per fold (any folds).
 
     Parameters
@@ -298,6 +328,9 @@ def fold_scores(X, Y, folds, alphas, *, scoring: str = "neg_mse", fit_intercept:
     Y : array of shape (n_samples, n_targets)
     folds : iterable of (train, test) index arrays
     alphas : array of shape (n_alphas,)
+    decomposed : list, optional
+        :func:`decompose_folds` of ``X`` and ``folds`` (same ``fit_intercept``),
+        so that target batches share the decompositions.
 
     Returns
     -------
@@ -305,21 +338,44 @@ def fold_scores(X, Y, folds, alphas, *, scoring: str = "neg_mse", fit_intercept:
     """
     xp = array_namespace(X)
     Y = _as(xp, Y, X)
+    if decomposed is None:
+        decomposed = decompose_folds(X, folds, fit_intercept=fit_intercept)
     out = []
-    for train, test in folds:
-        tr = _as(xp, train, xp.zeros(1, dtype=xp.int64, device=array_device(X)))
-        te = _as(xp, test, tr)
-        Xtr, Xte, Ytr, Yte = xp.take(X, tr, axis=0), xp.take(X, te, axis=0), xp.take(Y, tr, axis=0), xp.take(Y, te, axis=0)
+    for tr, te, dec, A in decomposed:
+        Ytr, Yte = xp.take(Y, tr, axis=0), xp.take(Y, te, axis=0)
         if fit_intercept:
-            mx, my = xp.mean(Xtr, axis=0), xp.mean(Ytr, axis=0)
-            Xtr, Xte, Ytr, Yte = Xtr - mx, Xte - mx, Ytr - my, Yte - my
-        dec = decompose(Xtr)
-        A = dec.test_factor(Xte)
+            my = xp.mean(Ytr, axis=0)
+            Ytr, Yte = Ytr - my, Yte - my
         Z = dec.projected_targets(Ytr)
         h = dec.h(alphas)
         # one alpha at a time: memory stays (n_test, n_targets)
         out.append(xp.stack([score_columns(Yte, (A * h[i]) @ Z, scoring) for i in range(h.shape[0])]))
     return xp.stack(out)
+
+
+def predict_heldout(dec: Decomposition, A, Y, alpha_per_target):
+    """Held-out predictions with one alpha per target, without forming coefficients.
+
+    ``A diag(h_t) W'Y`` with ``h_t = 1/(s + alpha_t)``: equal to
+    ``Xte @ solve_coefs(dec, Y, alpha_per_target)`` but costs ``rank`` rather
+    than ``n_features`` per (sample, target) -- in the dual form (features
+    outnumber samples) several times less.
+
+    Parameters
+    ----------
+    dec : Decomposition
+        Of the training design (n_train, n_features).
+    A : array of shape (n_test, rank)
+        ``dec.test_factor(Xte)``.
+    Y : array of shape (n_train, n_targets)
+    alpha_per_target : array of shape (n_targets,)
+
+    Returns
+    -------
+    array of shape (n_test, n_targets)
+    """
+    h = 1.0 / (dec.s[:, None] + _as(dec.xp, to_numpy(alpha_per_target).astype(np.float64), dec.s)[None, :])
+    return A @ (h * dec.projected_targets(Y))
 
 
 from ._logo import logo_scores  # noqa: E402  (re-exported: the inner-CV kernel lives in its own module)
