@@ -137,8 +137,8 @@ def himalaya_loop(feats, targets, stims, layers, backend, n_targets_batch, alpha
             else:
                 m = KernelRidgeCV(alphas=alphas, kernel="linear", cv=inner, fit_intercept=True,
                                   solver_params=params)
-            m.fit(Xtr.astype(np.float32), Y[tr])
-            pred = np.asarray(be.to_numpy(m.predict(Xte.astype(np.float32))), dtype=np.float64)
+            m.fit(Xtr.astype(Y.dtype), Y[tr])
+            pred = np.asarray(be.to_numpy(m.predict(Xte.astype(Y.dtype))), dtype=np.float64)
             yt = Y[te].astype(np.float64)
             yt, pred = yt - yt.mean(0), pred - pred.mean(0)
             with np.errstate(invalid="ignore", divide="ignore"):
