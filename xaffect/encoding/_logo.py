@@ -18,17 +18,20 @@ from ._solvers import Decomposition, _as, _f64, _one_blas_thread, to_numpy
 __all__ = ["logo_scores", "KAPPA_MAX"]
 
 
-def _alpha_chunk(n_alphas: int, n_k: int, n_targets: int, width: int, itemsize: int,
+def _alpha_chunk(n_alphas: int, n_k: int, n_targets: int, width: int, itemsize: int, *, factor: bool,
                  budget: int = 48 * 2**20) -> int:
     """Alphas per batched step so that one step's (alphas, n_k, ...) blocks stay near ``budget`` bytes.
 
-    A step holds the system ``(n_k, n_k)`` in float64, the applied factor
-    ``(n_k, width)`` and about three ``(n_k, n_targets)`` blocks (held-out
-    residuals and the scoring temporaries) in the design's dtype. Blocks stay
-    below glibc's largest mmap threshold (32 MiB), so each step reuses heap
-    pages instead of faulting in fresh ones.
+    A step holds the system ``(n_k, n_k)`` and its inverse in float64, the
+    ``(n_k, width)`` products in the design's dtype, and per target: the
+    factor route one held-out block and two scoring temporaries in the
+    design's dtype; the solve route the full-fit block, the right-hand side,
+    its float64 copy and the float64 solution, then the held-out block and
+    its temporaries. Blocks stay below glibc's largest mmap threshold
+    (32 MiB), so each step reuses heap pages instead of faulting in fresh ones.
     """
-    per_alpha = n_k * (16 * n_k + itemsize * (width + 3 * n_targets))
+    per_target = 3 * itemsize if factor else 3 * itemsize + 16 + 8
+    per_alpha = n_k * (16 * n_k + 2 * itemsize * width + per_target * n_targets)
     return int(max(1, min(n_alphas, budget // max(per_alpha, 1))))
 
 
@@ -185,7 +188,7 @@ def logo_scores(dec: Decomposition, Yc, groups, alphas, *, scoring: str = "neg_m
             use_c = form == "residual" and complement
             width = U.shape[1] if use_c else rank
             factor_ok = route == "factor" or (route == "auto" and _inverse_route_pays(n_k, width, n_targets, float32))
-            step = _alpha_chunk(sel.size, n_k, n_targets, width, 4 if float32 else 8)
+            step = _alpha_chunk(sel.size, n_k, n_targets, width, 4 if float32 else 8, factor=factor_ok)
             for c0 in range(0, sel.size, step):
                 ai = sel[c0:c0 + step]
                 ait = xp.asarray(ai, device=dev)

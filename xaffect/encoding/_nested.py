@@ -165,6 +165,7 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
         out["r2"][b] = score_columns(Yte, pred[None], "r2")[0]
         out["alpha"][b] = alpha_t
         out["cv_score"][b] = cv[best, np.arange(cv.shape[1])]
+        del Yc, scores                                    # before the next batch allocates its own
         if n_perm:
             out["r_null"][b] = _null_scores(dec_np, Dte, Y[:, b].astype(np.float64), ymu, train, test,
                                             np.asarray(inner), best, alphas, n_perm=n_perm, null=null,
