@@ -77,8 +77,8 @@ def test_float32_scores_within_roundoff_of_float64(p, scoring, route):
     assert np.all(best64[clear] == best32[clear])
 
 
-@pytest.mark.parametrize("route", ["auto", "factor"])
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("dtype", "route"), [(torch.float64, "auto"), (torch.float32, "auto"),
+                                             (torch.float32, "factor")])
 def test_torch_backend_matches_numpy(dtype, route):
     X, Y, groups = _problem(p=120)
     ref = S.logo_scores(S.decompose(X), Y, groups, DEFAULT_ALPHAS, scoring="r")

@@ -136,7 +136,10 @@ def fit_outer_fold(X: np.ndarray, Y: np.ndarray, train: np.ndarray, test: np.nda
         inner_folds = _gapped_inner_folds(groups, np.asarray(train), labels, inner_gap)
     else:
         if method == "auto":
-            method = _inner_method(Dtr.shape[0], Dtr.shape[1], sizes, alphas.size, n_targets)
+            # per target batch: the work that repeats; the refit route would also keep one
+            # decomposition per inner group alive across batches (measured +157 MiB on the seed cell)
+            batch_size = n_targets if not n_targets_batch else min(n_targets, int(n_targets_batch))
+            method = _inner_method(Dtr.shape[0], Dtr.shape[1], sizes, alphas.size, batch_size)
         inner_folds = None if method == "logo" else [(np.flatnonzero(groups != g), np.flatnonzero(groups == g))
                                                      for g in labels]
     dec_np = dec if be.name == "numpy" else _NumpyDecomposition(dec)
