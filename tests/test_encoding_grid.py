@@ -261,3 +261,17 @@ def test_detrend_removes_within_stimulus_drift_and_is_recorded():
     ds = fit_grid({"f": feature_cube(F[None], S, T)}, target_array(rng.standard_normal((N, 1)), ["a"], S, T),
                   detrend="linear", progress=False)
     assert ds.attrs["detrend"] == "linear"
+
+
+def test_narrower_layers_padded_with_nan_are_fitted_on_their_own_units():
+    # a VGGish-like cube: layer 1 has 5 units, NaN-padded to the 8 of layer 0
+    rng = np.random.default_rng(4)
+    F = _layers(rng)
+    y = F[:, 1, :3].sum(1) + rng.standard_normal(N)
+    tg = target_array(np.stack([y, ar1(rng, (N,))], 1), ["a", "b"], S, T)
+    padded = F.copy()
+    padded[:, 1, 5:] = np.nan
+    got = fit_grid({"deep": feature_cube(padded[None], S, T)}, tg, progress=False)
+    ref = fit_grid({"deep": feature_cube(F[None][:, :, 1:, :5], S, T, layers=[1])}, tg, progress=False)
+    np.testing.assert_allclose(got["r"].sel(layer=1).values, ref["r"].sel(layer=1).values, atol=1e-12)
+    assert np.isfinite(got["r"].sel(layer=0).values).all()

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from xaffect.encoding import _logo as L
 from xaffect.encoding import _solvers as S
 from xaffect.encoding._backend import Backend, resolve_backend
 from xaffect.encoding._ridge import DEFAULT_ALPHAS
@@ -48,18 +49,24 @@ def test_batched_logo_equals_refit(scoring, p):
     assert np.allclose(got, ref, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("route", ["solve", "factor"])
+@pytest.mark.parametrize("scoring", ["r", "r2", "neg_mse"])
 @pytest.mark.parametrize("p", [40, 400])
-def test_float32_scores_within_roundoff_of_float64(p):
+def test_float32_scores_within_roundoff_of_float64(p, scoring, route):
     X, Y, groups = _problem(p=p, t=20)
     alphas = DEFAULT_ALPHAS
-    ref = S.logo_scores(S.decompose(X), Y, groups, alphas, scoring="r")
-    got = S.logo_scores(S.decompose(X.astype(np.float32)), Y.astype(np.float32), groups, alphas, scoring="r")
+    ref = S.logo_scores(S.decompose(X), Y, groups, alphas, scoring=scoring)
+    got = S.logo_scores(S.decompose(X.astype(np.float32)), Y.astype(np.float32), groups, alphas,
+                        scoring=scoring, route=route)
     assert got.dtype == np.float32
     # GEMM round-off ~ eps32 * sqrt(rank) relative (random-walk accumulation),
     # amplified by cond(I - H_kk) <= 1 / (1 - max leverage) <= 10 for these
     # designs, times a margin of 5: scores of O(1) agree to ~50 eps32 sqrt(rank)
     # at every alpha (the kernel avoids the cancellations that would otherwise
-    # cost digits at the grid's ends; see logo_scores)
+    # cost digits at the grid's ends; see logo_scores). The factor route adds
+    # the float32 rounding of (I - H_kk)^-1 and its product, <= eps32 sqrt(n_k)
+    # cond(I - H_kk) with n_k = 60 <= rank here: inside the same bound. neg_mse
+    # is an O(var Y) = O(1) score here too.
     bound = EPS32 * np.sqrt(min(p, X.shape[0])) * 50
     assert np.abs(got - ref).max() < bound
     # alphas: the same wherever the float64 CV curve separates the winner
@@ -70,18 +77,66 @@ def test_float32_scores_within_roundoff_of_float64(p):
     assert np.all(best64[clear] == best32[clear])
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_torch_backend_matches_numpy(dtype):
+@pytest.mark.parametrize(("dtype", "route"), [(torch.float64, "auto"), (torch.float32, "auto"),
+                                             (torch.float32, "factor")])
+def test_torch_backend_matches_numpy(dtype, route):
     X, Y, groups = _problem(p=120)
     ref = S.logo_scores(S.decompose(X), Y, groups, DEFAULT_ALPHAS, scoring="r")
     dec = S.decompose(torch.as_tensor(X, dtype=dtype))
-    got = S.logo_scores(dec, torch.as_tensor(Y, dtype=dtype), groups, DEFAULT_ALPHAS, scoring="r")
+    got = S.logo_scores(dec, torch.as_tensor(Y, dtype=dtype), groups, DEFAULT_ALPHAS, scoring="r", route=route)
     assert isinstance(got, torch.Tensor) and got.dtype == dtype
     tol = 1e-10 if dtype == torch.float64 else EPS32 * np.sqrt(120) * 50
     assert np.abs(S.to_numpy(got) - ref).max() < tol
+    if dtype == torch.float32:
+        # the same route on numpy float32: the two libraries' float32 GEMMs
+        # differ by their own round-off only (same bound, no float64 reference)
+        np32 = S.logo_scores(S.decompose(X.astype(np.float32)), Y.astype(np.float32), groups, DEFAULT_ALPHAS,
+                             scoring="r", route=route)
+        assert np.abs(S.to_numpy(got) - np32).max() < tol
     coef = S.solve_coefs(dec, torch.as_tensor(Y, dtype=dtype), np.full(Y.shape[1], 10.0))
     ref_coef = np.linalg.solve(X.T @ X + 10 * np.eye(X.shape[1]), X.T @ Y)
     assert np.allclose(S.to_numpy(coef), ref_coef, rtol=1e-3 if dtype == torch.float32 else 1e-9, atol=1e-5)
+
+
+def test_factor_route_falls_back_to_the_float64_solve_where_ill_conditioned(monkeypatch):
+    # dual design (p > n) at small alpha: I - H_kk is nearly singular, so its
+    # 1-norm condition number exceeds KAPPA_MAX and those alphas take the solve
+    X, Y, groups = _problem(p=400, t=5)
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    dec = S.decompose(X32)
+    solve = S.logo_scores(dec, Y32, groups, DEFAULT_ALPHAS, scoring="r2", route="solve")
+    monkeypatch.setattr(L, "KAPPA_MAX", 0.0)           # nothing is well conditioned enough
+    np.testing.assert_array_equal(S.logo_scores(dec, Y32, groups, DEFAULT_ALPHAS, scoring="r2", route="factor"),
+                                  solve)
+    monkeypatch.setattr(L, "KAPPA_MAX", np.inf)        # everything applied as a float32 factor
+    forced = S.logo_scores(dec, Y32, groups, DEFAULT_ALPHAS, scoring="r2", route="factor")
+    assert not np.array_equal(forced, solve)
+    assert np.abs(forced - solve).max() < EPS32 * np.sqrt(400) * 50
+
+
+def test_logo_routes_refuse_unknown_names():
+    X, Y, groups = _problem(t=2)
+    with pytest.raises(ValueError, match="route"):
+        S.logo_scores(S.decompose(X), Y, groups, [1.0], route="lu")
+    with pytest.raises(ValueError, match="scoring"):
+        S.logo_scores(S.decompose(X), Y, groups, [1.0], scoring="mae")
+
+
+def test_many_targets_take_the_factor_route_and_agree_with_float64():
+    # enough targets that "auto" picks the float32 factor (n_k = 60, rank 40:
+    # T > 1.33 n_k + rank); same alphas as float64 wherever the CV curve separates them
+    X, Y, groups = _problem(p=40, t=200)
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    assert L._inverse_route_pays(60, 40, 200, True) and not L._inverse_route_pays(60, 40, 200, False)
+    ref = S.logo_scores(S.decompose(X), Y, groups, DEFAULT_ALPHAS, scoring="r2")
+    got = S.logo_scores(S.decompose(X32), Y32, groups, DEFAULT_ALPHAS, scoring="r2")
+    bound = EPS32 * np.sqrt(40) * 50
+    assert np.abs(got - ref).max() < bound
+    cv64, cv32 = ref.mean(0), got.mean(0)
+    top2 = np.sort(cv64, axis=0)[-2:]
+    clear = (top2[1] - top2[0]) > 10 * bound
+    assert clear.mean() > 0.5
+    assert np.all(cv64.argmax(0)[clear] == cv32.argmax(0)[clear])
 
 
 def test_resolve_backend_refuses_silent_changes():

@@ -77,8 +77,7 @@ def _check_finite_targets(Y: np.ndarray, targets: xr.DataArray, stims: np.ndarra
 def _prep_cell(x, stims, lags, where: str, detrend=None, high_pass=None, rate=1.0, pca=None,
                interpolation="cubic") -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
-    if pca:
-        x = x[:, ~np.isnan(x).all(axis=0)]              # padding units of a narrower layer
+    x = x[:, ~np.isnan(x).all(axis=0)]                  # padding units of a narrower layer (VGGish stages)
     bad = np.argwhere(~np.isfinite(x))
     if bad.size:
         raise InputError(f"{where}: {len(bad)} NaN/inf feature values, first in stimulus {str(stims[bad[0][0]])!r} "
