@@ -93,7 +93,10 @@ def demo_settings(quick: bool) -> dict:
     # leakage_share: source leaks of 0.4-2 % of a planted region were FDR-significant here
     return {"simulate": {"n_subjects": 8, "n_stimuli": 6, "duration": 40.0, "effect_size": 1.2,
                          "leakage_share": 0.003},
-            "model_size": "base", "vggish": True, "n_perm": 500, "pca": 12}
+            # the extra random HuBERT exercises the transformers path; at base width (12 x 768) it cost ~100 CPU-s
+            # of the features stage while its random layers carry no layer-specific content at any width
+            # (specificity 0.01-0.02), so the full demo uses the reduced-width one, as --quick's plants did
+            "model_size": "small", "vggish": True, "n_perm": 500, "pca": 12}
 
 
 def prepare_demo_study(out: str | Path, *, seed: int = 0, quick: bool = False, model: str | None = None,
@@ -104,7 +107,7 @@ def prepare_demo_study(out: str | Path, *, seed: int = 0, quick: bool = False, m
     The deep plant is made on trained CREPE (``kind: torch``; layers 1..7,
     pool1..pool6 and the classifier) unless ``model`` names Hugging Face
     weights; ``crepe-random``, the same network with seeded random weights, is
-    encoded beside it. The full demo adds a randomly initialised HuBERT-base
+    encoded beside it. The full demo adds a randomly initialised reduced-width HuBERT
     and VGGish (saved under ``out/models``). The ``deep_layer``
     (default: two thirds up the network) of the :data:`DEEP_ELEMENT` drives :data:`DEEP_TARGET`, next to
     the classical plants of :data:`~xaffect.datasets.simulate.DEFAULT_PLANTS`.
