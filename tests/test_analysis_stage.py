@@ -342,6 +342,8 @@ def test_differential_as_a_store_and_a_report_section(study_dir, tmp_path):
     assert res.attrs["correction"] == "Holm"
     page = (root / "ws" / "report" / "report.html").read_text()
     assert "Differential encoding" in page and "cannot reach 0.05 here" in page
+    # the crossover of out-of-fold chosen layers has no such floor: distant planted layers are significant
+    assert (res["p_crossover"] < 0.05).all() and "<b>Crossover.</b>" in page
     with pytest.raises(ConfigError, match=r"analyses\.differential\.b: give as many targets as in a \(2\), got 1"):
         (root / "bad.yaml").write_text((root / "head.yaml").read_text() + "analyses:\n  differential: {a: "
                                        f"[region:{low}, region:{high}], b: [region:{high}]}}\n")

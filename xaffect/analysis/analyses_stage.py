@@ -369,6 +369,18 @@ def build_differential(study, cfg: dict) -> xr.Dataset:
     except InputError as e:  # name the config section the key lives in
         raise InputError(f"analyses.differential.{e}") from None
     res.attrs["scores"] = cfg["scores"]
+    # with few held-out stimuli the swap test has a floor (2 / 2**n_folds); the crossover of out-of-fold chosen
+    # layers (corrected t) has none, so it is stored beside it for every pair
+    from .crossover import crossover_layer_test
+
+    cross = [crossover_layer_test(sc, a, b, feature_set=res.attrs["feature_set"], element=res.attrs["element_a"])
+             for a, b in zip(cfg["a"], cfg["b"])] if res.attrs["element_a"] == res.attrs["element_b"] else []
+    if cross:
+        dims = ("pair",) if "pair" in res.dims else ()
+        pick = (lambda v: np.asarray(v)) if dims else (lambda v: v[0])
+        res["crossover_t"] = (dims, pick([c["t"] for c in cross]))
+        res["p_crossover"] = (dims, pick([c["p"] for c in cross]))
+        res.attrs["crossover_test"] = cross[0]["test"]
     return res
 
 

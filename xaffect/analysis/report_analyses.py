@@ -231,6 +231,14 @@ def differential_section(w: Any, ds: xr.Dataset, *, alpha: float) -> None:
     pairs = [None] if "pair" not in ds.dims else list(range(ds.sizes["pair"]))
     sentences = [describe_differential(ds if i is None else ds.isel(pair=i), alpha=alpha) for i in pairs]
     text = "".join(f"<p><b>Claim.</b> {s}</p>" for s in sentences[:12])
+    if "p_crossover" in ds:
+        ps = np.atleast_1d(ds["p_crossover"].values)
+        ts = np.atleast_1d(ds["crossover_t"].values)
+        pair_names = [None] if "pair" not in ds.dims else [str(v) for v in ds["pair"].values]
+        text += "".join(f"<p><b>Crossover.</b> {name + ': ' if name else ''}each target gains from its own "
+                        f"out-of-fold chosen layer over the other's: t = {t:.2f}, {_p(float(p))} "
+                        f"({a.get('crossover_test')}; no floor from few stimuli, conservative).</p>"
+                        for name, t, p in list(zip(pair_names, ts, ps))[:12])
     text += (f"<p>{a.get('feature_set')}: per layer, the paired difference r<sub>a</sub> − r<sub>b</sub> over the "
              f"same {a.get('n_folds')} held-out stimuli ({a.get('test')}; {a.get('correction')} over the family "
              f"<i>{a.get('family')}</i>); best layers selected inside each of {a.get('n_boot')} stimulus "

@@ -52,8 +52,8 @@ from .plants import deep_activations, model_label, specific_component
 
 __all__ = ["simulate_fmri_study", "glover_hrf_on_tr", "DEFAULT_FMRI_DELAYS"]
 
-#: FIR delays (s) of the encoding, whole TRs at TR 2 s; one setting, so it can become [4, 5, 6].
-DEFAULT_FMRI_DELAYS = (4.0, 6.0)
+#: FIR delays (s) of the encoding: 5 s is half-way between two TRs at TR 2 s, built by cubic interpolation.
+DEFAULT_FMRI_DELAYS = (4.0, 5.0, 6.0)
 _MOTION = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 _BLOCK = 2  # voxels per parcel along each axis of the grid
 
@@ -364,14 +364,21 @@ def simulate_fmri_study(out_dir: str | os.PathLike, *, seed: int = 0, quick: boo
                              f"{rating_layers.get('enjoyment')}, valence: rater noise."),
              "workspace": "workspace", "rate": rate, "ground_truth": "ground_truth.json",
              "stimuli": [{"name": n, "path": f"stimuli/{n}.wav"} for n in names],
-             "stages": ["stems", "features", "regions", "targets", "encode", "report"],
+             "stages": ["stems", "features", "regions", "targets", "encode", "analyses", "report"],
              "stems": {"stems_dir": "stimuli/truth"},
              "features": {"extractors": [{"kind": "lld", "name": "lld", "elements": ["original"]},
                                          {**model, "elements": ["original"]},
                                          *[{**dict(e), "elements": ["original"]} for e in extractors]]},
              "regions": regions_cfg,
              "targets": {"files": {n: f"ratings/{n}.csv" for n in names}},
-             "encode": encode, "report": {}}
+             "encode": encode,
+             # the second seed's analyses as stores and report sections: the centroid-layer map (parcels with
+             # a layer beating its null) against brainspace's HCP G1 under Moran randomisation, and
+             # emotionality vs enjoyment paired layer by layer
+             "analyses": {"gradient": {"map": "centroid", "null": "moran", "n_null": 500, "seed": int(seed)},
+                          "differential": {"a": ["rating:emotionality"], "b": ["rating:enjoyment"],
+                                           "seed": int(seed)}},
+             "report": {}}
     path = out / "study.yaml"
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     bar.update()
