@@ -47,7 +47,7 @@ STAGE_HELP: dict[str, str] = {
     "synchrony": "sliding-window inter-subject correlation per region",
     "targets": "continuous ratings on the clock, with the noise ceiling",
     "encode": "nested cross-validated ridge over feature sets, layers and elements",
-    "analyses": "gradient alignment, lead-lag, renditions, clip labels -> analysis.* stores",
+    "analyses": "gradient alignment, lead-lag, renditions, clip labels, differential -> analysis.* stores",
     "report": "HTML report and summary.json",
 }
 

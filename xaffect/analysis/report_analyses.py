@@ -1,4 +1,6 @@
-"""The report's sections for the ``analysis.*`` stores: gradient alignment, lead-lag, renditions, clip labels.
+"""The report's sections for the ``analysis.*`` stores.
+
+Gradient alignment, lead-lag, renditions, clip labels, differential encoding.
 
 Each section reads its store (nothing is recomputed), states the claim in
 words with its p-value, the null it comes from and the family it is corrected
