@@ -45,11 +45,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
-import tracemalloc
 import warnings
 
 import numpy as np
+
+from _measure import THREADS_HELP, limit_threads, timed  # this folder (scripts run from here)
 import xarray as xr
 
 TR = 2.0
@@ -57,16 +57,6 @@ MINUTES = (3, 6, 9)
 DELAYS_S = (2.0, 4.0, 6.0)
 #: units per VGGish stage L01..L23 (channels; fc stages after PCA to 512)
 WIDTHS = [64] * 4 + [128] * 3 + [256] * 5 + [512] * 5 + [512] * 5 + [128]
-
-
-def timed(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return dt, peak, out
 
 
 def simulate(n_targets: int, seed: int = 0):
@@ -156,17 +146,9 @@ def main():
     ap.add_argument("--layers-per-width", type=int, default=0, help="0: all 23 layers; k: k layers of each width")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--him-backends", default="numpy,torch")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="BLAS/torch threads for every side (0: leave as is). On a loaded shared machine "
-                         "multithreaded LAPACK and torch thrash (himalaya 15-60x slower measured), so both "
-                         "sides get the same single thread by default")
+    ap.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     args = ap.parse_args()
-    if args.threads:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=args.threads)
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
 
     from xaffect.encoding import DEFAULT_ALPHAS, fit_grid
     from xaffect.store.compute import use_scheduler

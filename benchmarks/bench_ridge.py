@@ -35,20 +35,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import tracemalloc
 import warnings
 
 import numpy as np
 
-
-def timed(fn):
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    out = fn()
-    dt = time.perf_counter() - t0
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return dt, peak, out
+from _measure import THREADS_HELP, limit_threads, timed  # this folder (scripts run from here)
 
 
 def gemm_rate(dtype, n=2048, repeats=3) -> float:
@@ -131,17 +122,9 @@ def main():
     ap.add_argument("--him-backends", default="numpy,torch", help="himalaya backends, comma-separated")
     ap.add_argument("--no-float64", action="store_true", help="skip xaffect float64 (the accuracy reference)")
     ap.add_argument("--memory-sweep", default="", help="targets list: xaffect float32 peak memory at fixed batch")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="BLAS/torch threads for every side (0: leave as is). On a loaded shared machine "
-                         "multithreaded LAPACK and torch thrash (himalaya 15-60x slower measured), so both "
-                         "sides get the same single thread by default")
+    ap.add_argument("--threads", type=int, default=1, help=THREADS_HELP)
     args = ap.parse_args()
-    if args.threads:
-        import torch
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=args.threads)
-        torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     if args.memory_sweep:
         return memory_sweep([int(t) for t in args.memory_sweep.split(",")], args)
 
