@@ -273,3 +273,19 @@ def test_holm_and_family_adjustment():
     np.testing.assert_allclose(adjust_family(grid, (1,), "fwer"), [[0.02, 0.2], [0.04, 0.5]])
     np.testing.assert_allclose(adjust_family(grid, (0, 1), "fwer"), [[0.04, 0.4], [0.06, 0.5]])
     np.testing.assert_allclose(adjust_family(grid, (), "fwer"), grid)
+
+
+def test_crossover_test_is_calibrated_under_autocorrelated_nulls_and_finds_planted_layers(planted):
+    """``crossover_layer_test`` (the fMRI demo's and the differential store's few-stimuli test): at most ~5 %
+    where both targets follow the same layer or none, with AR(1) phi 0.9 noise; power on layers 1 vs 4."""
+    from xaffect.analysis import crossover_layer_test
+
+    calls = []
+    for k, kw in enumerate((dict(signal=0.3, phi=0.9), dict(signal=0.0, phi=0.9), dict(signal=0.2, stim_len=40))):
+        ds = simulate_pairs(400 + k, [(2, 2)] * 60, **kw)
+        calls += [crossover_layer_test(ds, a, b, feature_set="deep")["p"] < ALPHA for a, b in zip(*_pairs(ds))]
+    calls = np.asarray(calls)
+    assert calls.mean() <= stats.binom.ppf(0.999, calls.size, ALPHA) / calls.size, calls.mean()
+    power = np.mean([crossover_layer_test(planted, a, b, feature_set="deep")["p"] < ALPHA
+                     for a, b in zip(*_pairs(planted))])
+    assert power >= 0.8, power
